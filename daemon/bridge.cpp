@@ -1,0 +1,115 @@
+#include "bridge.h"
+
+#include <signal.h>
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "notify.h"
+#include "sink_stdout.h"
+#include "sink_unix.h"
+
+namespace hdb {
+
+namespace {
+using namespace std::chrono_literals;
+// Closing the subscriptions and flushing the sinks must fit in the 2 s a
+// service manager is promised; past this, whatever is left is abandoned.
+constexpr auto kShutdownDeadline = 1500ms;
+}  // namespace
+
+Bridge::Bridge(const Config& config)
+    : config_(config),
+      loop_(std::make_unique<EventLoop>(config_, [this](int signo) { onSignal(signo); })),
+      shutdownTimer_(*loop_) {
+  for (const auto& sink : config_.sinks) {
+    switch (sink.type) {
+      case SinkType::Stdout: fanout_.add(std::make_unique<StdoutSink>(*loop_, sink)); break;
+      case SinkType::Unix: fanout_.add(std::make_unique<UnixSink>(*loop_, sink)); break;
+    }
+  }
+  for (const auto& table : config_.tables) {
+    const ServerConfig& server = config_.servers.at(table.server);
+    sources_.push_back(std::make_unique<Hdb4Source>(*loop_, server, table, fanout_.routeFor(table.key()),
+                                                    [this] { onStateChange(); }));
+  }
+}
+
+Bridge::~Bridge() {
+  // Order matters: timers first, then the context (its close callbacks still
+  // reach the sources and sinks), then the objects themselves.
+  shutdownTimer_.cancel();
+  for (auto& source : sources_) source->shutdown();
+  loop_->destroyContext();
+}
+
+int Bridge::run() {
+  spdlog::info("hdb-bridge {} starting: {} table(s), {} sink(s)", HDB_BRIDGE_VERSION, sources_.size(),
+               fanout_.sinks().size());
+  notify::status("connecting");
+  for (auto& source : sources_) source->start();
+  loop_->run([this] { afterService(); });
+  spdlog::info("hdb-bridge stopped");
+  return 0;
+}
+
+void Bridge::onSignal(int signo) {
+  if (signo == SIGHUP) {
+    spdlog::info("SIGHUP received; reloading is not supported yet, configuration unchanged");
+    return;
+  }
+  beginShutdown(signo == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+void Bridge::beginShutdown(const char* why) {
+  if (shuttingDown_) {
+    spdlog::warn("{} received again; stopping now", why);
+    loop_->stop();
+    return;
+  }
+  shuttingDown_ = true;
+  spdlog::info("{} received; closing subscriptions and flushing sinks", why);
+  notify::stopping();
+  fanout_.close();
+  for (auto& source : sources_) source->shutdown();
+  shutdownTimer_.start(kShutdownDeadline, [this] {
+    deadlinePassed_ = true;
+    spdlog::warn("shutdown deadline passed; {} line(s) may be unsent",
+                 fanout_.pending() ? "some" : "no");
+    loop_->stop();
+  });
+  loop_->wake();
+}
+
+void Bridge::onStateChange() {
+  if (ready_ || shuttingDown_) return;
+  bool all = std::all_of(sources_.begin(), sources_.end(), [](const auto& s) { return s->subscribed(); });
+  if (!all) return;
+  ready_ = true;
+  spdlog::info("all {} table(s) subscribed; ready", sources_.size());
+  notify::ready();
+  notify::status("subscribed to every table");
+}
+
+bool Bridge::drained() const {
+  bool sourcesDone = std::all_of(sources_.begin(), sources_.end(), [](const auto& s) { return s->stopped(); });
+  return sourcesDone && !fanout_.pending();
+}
+
+void Bridge::afterService() {
+  fanout_.flush();
+  if (shuttingDown_ && drained()) {
+    loop_->stop();
+    return;
+  }
+  // stdout closed early (`| head -3`) with nothing else to serve: done.
+  const auto& sinks = fanout_.sinks();
+  if (!shuttingDown_ && std::all_of(sinks.begin(), sinks.end(), [](const auto& s) {
+        auto* out = dynamic_cast<StdoutSink*>(s.get());
+        return out && out->stopped();
+      }))
+    beginShutdown("stdout closed, no other sink");
+}
+
+}  // namespace hdb

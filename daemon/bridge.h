@@ -1,0 +1,43 @@
+// The daemon's top level: builds the loop, sinks, fan-out and sources from a
+// validated config, runs them, and shuts them down in order on SIGTERM/SIGINT.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "config.h"
+#include "event_loop.h"
+#include "fanout.h"
+#include "hdb4_source.h"
+
+namespace hdb {
+
+class Bridge {
+ public:
+  // Throws std::runtime_error for what the config could not foresee
+  // (a socket path in use, an unwritable directory, ...).
+  explicit Bridge(const Config& config);
+  ~Bridge();
+
+  // Runs until a stop signal (or until no sink is left); returns the exit code.
+  int run();
+
+ private:
+  void onSignal(int signo);
+  void onStateChange();
+  void afterService();
+  void beginShutdown(const char* why);
+  bool drained() const;
+
+  Config config_;
+  std::unique_ptr<EventLoop> loop_;
+  Fanout fanout_;
+  std::vector<std::unique_ptr<Hdb4Source>> sources_;
+  Timer shutdownTimer_;
+  bool ready_ = false;
+  bool shuttingDown_ = false;
+  bool deadlinePassed_ = false;
+};
+
+}  // namespace hdb

@@ -1,0 +1,55 @@
+#include "envelope.h"
+
+namespace hdb {
+
+void appendJsonString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xf]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+EnvelopeWriter::EnvelopeWriter(std::string_view server, std::string_view database, std::string_view table) {
+  head_ = "{\"v\":1,\"server\":";
+  appendJsonString(head_, server);
+  head_ += ",\"database\":";
+  appendJsonString(head_, database);
+  head_ += ",\"table\":";
+  appendJsonString(head_, table);
+  head_ += ",";
+  tableKey_.append(database).append(".").append(table);
+}
+
+Line EnvelopeWriter::write(std::string_view op, std::string_view id, std::string_view ts,
+                           std::string_view cursor, std::string_view record) const {
+  auto line = std::make_shared<std::string>();
+  line->reserve(head_.size() + op.size() + id.size() + ts.size() + cursor.size() + record.size() + 64);
+  line->append(head_);
+  line->append("\"op\":\"").append(op).append("\"");
+  if (!id.empty()) line->append(",\"id\":").append(id);
+  if (!ts.empty()) line->append(",\"ts\":").append(ts);
+  // The cursor is a number's text kept verbatim: quoting it keeps every digit.
+  if (!cursor.empty()) line->append(",\"cursor\":\"").append(cursor).append("\"");
+  if (!record.empty()) line->append(",\"record\":").append(record);
+  line->append("}\n");
+  return line;
+}
+
+}  // namespace hdb

@@ -1,0 +1,316 @@
+#include "hdb4_source.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+namespace hdb {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// A frame bigger than this is not a record change: drop it and reset the connection.
+constexpr size_t kMaxMessageBytes = 16u << 20;
+// HarperDB answers every upgrade with 101 and refuses afterwards with a close
+// frame (3000, 3003, 1011) within milliseconds; a connection that is still open
+// after this long counts as subscribed.
+constexpr auto kSettleTime = 300ms;
+// Refusals that retrying quickly cannot fix (credentials, permissions, a table
+// that is not exported) back off like authentication failures.
+constexpr const BackoffPolicy& kRefusedBackoff = kAuthFailureBackoff;
+
+std::string percentEncode(const std::string& s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+  return out;
+}
+
+// Text from the network, made safe for one log line.
+std::string printable(std::string_view s, size_t max = 200) {
+  std::string out;
+  for (char c : s.substr(0, max)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  if (s.size() > max) out += "...";
+  return out;
+}
+
+std::string seconds(std::chrono::milliseconds d) { return fmt::format("{:.1f} s", double(d.count()) / 1000.0); }
+
+}  // namespace
+
+Hdb4Source::Hdb4Source(EventLoop& loop, const ServerConfig& server, const TableConfig& table,
+                       Fanout::Route route, std::function<void()> onStateChange)
+    : loop_(loop),
+      server_(server),
+      table_(table),
+      name_(table.key() + " on server '" + server.name + "'"),
+      envelope_(server.name, table.database, table.table),
+      route_(std::move(route)),
+      onStateChange_(std::move(onStateChange)),
+      retryTimer_(loop),
+      settleTimer_(loop) {
+  char buf[512];
+  if (lws_http_basic_auth_gen(server.username.c_str(), server.password.c_str(), buf, sizeof buf) == 0)
+    authHeader_ = buf;
+  std::memset(buf, 0, sizeof buf);
+}
+
+Hdb4Source::~Hdb4Source() {
+  retryTimer_.cancel();
+  settleTimer_.cancel();
+  if (wsi_) lws_set_opaque_user_data(wsi_, nullptr);
+}
+
+void Hdb4Source::start() { connect(); }
+
+std::string Hdb4Source::requestPath() const {
+  std::string path = server_.url.path;
+  if (path.empty() || path.back() != '/') path.push_back('/');
+  path += percentEncode(table_.database) + "/" + percentEncode(table_.table) + "/";
+  // Without omitCurrent the server first sends every current record.
+  if (!(table_.snapshot && !snapshotDone_)) path += "?omitCurrent=true";
+  return path;
+}
+
+void Hdb4Source::connect() {
+  if (authHeader_.empty()) {
+    spdlog::error("{}: credentials too long for a Basic authorization header", name_);
+    setState(State::Stopped);
+    return;
+  }
+  std::string path = requestPath();
+  snapshotConnection_ = table_.snapshot && !snapshotDone_;
+  closeCode_ = 0;
+  closeReason_.clear();
+  message_.clear();
+  dropMessage_ = false;
+
+  lws_client_connect_info ci{};
+  ci.context = loop_.context();
+  ci.vhost = loop_.clientVhost(server_.name);
+  ci.address = server_.url.host.c_str();
+  ci.port = server_.url.port;
+  ci.host = ci.address;
+  ci.origin = ci.address;
+  ci.path = path.c_str();
+  ci.local_protocol_name = kHdb4ProtocolName;
+  ci.opaque_user_data = this;
+  if (server_.url.tls) {
+    ci.ssl_connection = LCCSCF_USE_SSL;
+    if (!server_.tls.verify)
+      ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+                           LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
+  }
+  spdlog::debug("{}: connecting to {}://{}:{}{}", name_, server_.url.tls ? "wss" : "ws", server_.url.host,
+                server_.url.port, path);
+  setState(State::Connecting);
+  lws* wsi = lws_client_connect_via_info(&ci);
+  // A failure may already have been reported through CLIENT_CONNECTION_ERROR.
+  if (!wsi && state_ == State::Connecting) lost(nullptr, "cannot start a connection");
+  else if (wsi && state_ == State::Connecting) wsi_ = wsi;
+}
+
+int Hdb4Source::lwsCallback(lws* wsi, lws_callback_reasons reason, void* /*user*/, void* in, size_t len) noexcept {
+  auto* self = wsi ? static_cast<Hdb4Source*>(lws_get_opaque_user_data(wsi)) : nullptr;
+  if (!self) return 0;
+  try {
+    return self->onEvent(wsi, reason, in, len);
+  } catch (const std::exception& e) {
+    spdlog::error("{}: internal error: {}", self->name_, e.what());
+    return -1;
+  }
+}
+
+int Hdb4Source::onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) {
+  switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+      auto** p = static_cast<unsigned char**>(in);
+      unsigned char* end = *p + len;
+      if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
+                                       reinterpret_cast<const unsigned char*>(authHeader_.data()),
+                                       static_cast<int>(authHeader_.size()), p, end))
+        return -1;
+      return 0;
+    }
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+      wsi_ = wsi;
+      onEstablished();
+      return 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+      return onReceive(wsi, in, len);
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+      // The only thing we ever write is the close frame set up in shutdown().
+      return state_ == State::Closing ? -1 : 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+      onPeerClose(in, len);
+      return 0;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+      lost(wsi, in ? printable(static_cast<const char*>(in)) : std::string("connection failed"));
+      return 0;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+    case LWS_CALLBACK_WSI_DESTROY:
+      lost(wsi, "connection closed");
+      return 0;
+    default:
+      return 0;
+  }
+}
+
+void Hdb4Source::onEstablished() {
+  ++stats_.connects;
+  setState(State::Settling);
+  settleTimer_.start(kSettleTime, [this] { onSettled(); });
+}
+
+void Hdb4Source::onSettled() {
+  if (state_ != State::Settling) return;
+  settleTimer_.cancel();
+  backoff_.reset();
+  snapshotDone_ = true;
+  if (!lastProblem_.empty())
+    spdlog::info("{}: subscribed again (last problem: {})", name_, lastProblem_);
+  else
+    spdlog::info("{}: subscribed", name_);
+  lastProblem_.clear();
+  setState(State::Subscribed);
+}
+
+int Hdb4Source::onReceive(lws* wsi, const void* in, size_t len) {
+  if (state_ == State::Settling) onSettled();
+  if (!dropMessage_) {
+    if (message_.size() + len > kMaxMessageBytes) {
+      ++stats_.malformed;
+      spdlog::error("{}: message larger than {} bytes; dropping it and resetting the connection", name_,
+                    kMaxMessageBytes);
+      dropMessage_ = true;
+      message_.clear();
+      message_.shrink_to_fit();
+      return -1;
+    }
+    message_.append(static_cast<const char*>(in), len);
+  }
+  if (!lws_is_final_fragment(wsi)) return 0;
+  if (lws_frame_is_binary(wsi)) {
+    ++stats_.malformed;
+    uint64_t held = 0;
+    if (malformedLog_.allow(held))
+      spdlog::warn("{}: unexpected binary message of {} bytes dropped ({} similar not logged)", name_,
+                   message_.size(), held);
+  } else if (!dropMessage_) {
+    onMessage();
+  }
+  dropMessage_ = false;
+  // Keep the buffer warm for the next message unless one huge message grew it.
+  if (message_.capacity() > (1u << 20)) std::string().swap(message_);
+  message_.clear();
+  return 0;
+}
+
+void Hdb4Source::onMessage() {
+  ++stats_.frames;
+  reservePadding(message_);
+  Hdb4Change change;
+  std::string error;
+  if (!parser_.parse(message_, change, error)) {
+    ++stats_.malformed;
+    uint64_t held = 0;
+    if (malformedLog_.allow(held))
+      spdlog::warn("{}: dropped a malformed frame of {} bytes: {} ({} similar not logged)", name_,
+                   message_.size(), error, held);
+    return;
+  }
+  std::string_view op = change.type;
+  if (snapshotConnection_ && change.hasSize) op = "snapshot";
+  std::string_view record = change.type == "delete" ? std::string_view{} : change.value;
+  route_.publish(envelope_.write(op, change.id, change.version, change.localTime, record));
+  ++stats_.records;
+}
+
+void Hdb4Source::onPeerClose(const void* in, size_t len) {
+  const auto* bytes = static_cast<const unsigned char*>(in);
+  if (len >= 2) {
+    closeCode_ = (bytes[0] << 8) | bytes[1];
+    closeReason_ = printable(std::string_view(reinterpret_cast<const char*>(bytes) + 2, len - 2));
+  }
+}
+
+void Hdb4Source::lost(lws* wsi, const std::string& why) {
+  if (wsi) lws_set_opaque_user_data(wsi, nullptr);  // no more callbacks for this one
+  wsi_ = nullptr;
+  settleTimer_.cancel();
+  if (state_ == State::Closing || state_ == State::Stopped || loop_.closing()) {
+    setState(State::Stopped);
+    return;
+  }
+  ++stats_.drops;
+
+  const BackoffPolicy* policy = &kReconnectBackoff;
+  bool refused = true;
+  std::string problem;
+  std::string detail = closeCode_ ? fmt::format("close {}{}{}", closeCode_, closeReason_.empty() ? "" : ": ",
+                                                closeReason_)
+                                  : why;
+  if (closeCode_ == 3000 || why.find("unauthorized") != std::string::npos) {
+    problem = fmt::format("authentication failed as user '{}' ({})", server_.username, detail);
+  } else if (closeCode_ == 3003) {
+    problem = fmt::format("user '{}' may not read this table ({})", server_.username, detail);
+  } else if (closeCode_ == 1011) {
+    problem = fmt::format("the server does not serve this table ({}); is it exported by a component?", detail);
+  } else {
+    refused = false;
+    problem = detail;
+  }
+  if (refused) policy = &kRefusedBackoff;
+  auto delay = backoff_.next(*policy);
+
+  // The first occurrence of a problem is logged at its level; repeats go to debug.
+  bool repeat = problem == lastProblem_;
+  auto level = repeat ? spdlog::level::debug : (refused ? spdlog::level::err : spdlog::level::warn);
+  spdlog::log(level, "{}: {}; retrying in {}", name_, problem, seconds(delay));
+  lastProblem_ = problem;
+
+  setState(State::Waiting);
+  retryTimer_.start(delay, [this] { connect(); });
+}
+
+void Hdb4Source::shutdown() {
+  retryTimer_.cancel();
+  settleTimer_.cancel();
+  switch (state_) {
+    case State::Settling:
+    case State::Subscribed:
+      setState(State::Closing);
+      lws_close_reason(wsi_, LWS_CLOSE_STATUS_GOINGAWAY, reinterpret_cast<unsigned char*>(const_cast<char*>("bridge stopping")), 15);
+      lws_callback_on_writable(wsi_);
+      return;
+    case State::Connecting:
+      setState(State::Closing);
+      if (wsi_) lws_set_timeout(wsi_, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+      else setState(State::Stopped);
+      return;
+    case State::Closing:
+    case State::Stopped:
+      return;
+    case State::Idle:
+    case State::Waiting:
+      setState(State::Stopped);
+      return;
+  }
+}
+
+void Hdb4Source::setState(State s) {
+  if (state_ == s) return;
+  state_ = s;
+  if (onStateChange_) onStateChange_();
+}
+
+}  // namespace hdb

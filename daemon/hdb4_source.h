@@ -1,0 +1,95 @@
+// HarperDB 4 source: one WebSocket per configured table to
+// ws[s]://HOST:PORT/<database>/<table>/ with Basic auth. Frames are reassembled,
+// parsed (hdb4_frame), turned into envelope lines and handed to the fan-out.
+// Any drop is followed by a reconnect after a jittered, growing delay.
+#pragma once
+
+#include <libwebsockets.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "backoff.h"
+#include "config.h"
+#include "envelope.h"
+#include "event_loop.h"
+#include "fanout.h"
+#include "hdb4_frame.h"
+#include "logging.h"
+
+namespace hdb {
+
+inline constexpr const char* kHdb4ProtocolName = "hdb4";
+
+struct SourceStats {
+  uint64_t frames = 0;      // complete messages received
+  uint64_t records = 0;     // envelope lines produced
+  uint64_t malformed = 0;   // messages dropped as unparseable
+  uint64_t connects = 0;    // successful upgrades
+  uint64_t drops = 0;       // connections lost or refused
+};
+
+class Hdb4Source {
+ public:
+  enum class State { Idle, Connecting, Settling, Subscribed, Waiting, Closing, Stopped };
+
+  // `onStateChange` runs whenever subscribed() or stopped() may have changed.
+  Hdb4Source(EventLoop& loop, const ServerConfig& server, const TableConfig& table, Fanout::Route route,
+             std::function<void()> onStateChange);
+  ~Hdb4Source();
+  Hdb4Source(const Hdb4Source&) = delete;
+  Hdb4Source& operator=(const Hdb4Source&) = delete;
+
+  void start();
+  // Closes the subscription with 1001 and stops reconnecting.
+  void shutdown();
+
+  bool subscribed() const { return state_ == State::Subscribed; }
+  bool stopped() const { return state_ == State::Stopped; }
+  const std::string& name() const { return name_; }
+  const SourceStats& stats() const { return stats_; }
+
+  // The lws protocol callback for every HarperDB 4 client connection.
+  static int lwsCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) noexcept;
+
+ private:
+  int onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
+  void connect();
+  void onEstablished();
+  void onSettled();
+  int onReceive(lws* wsi, const void* in, size_t len);
+  void onMessage();
+  void onPeerClose(const void* in, size_t len);
+  void lost(lws* wsi, const std::string& why);
+  void setState(State s);
+  std::string requestPath() const;
+
+  EventLoop& loop_;
+  const ServerConfig& server_;
+  const TableConfig& table_;
+  std::string name_;  // "db.table on server 'x'" for log lines
+  EnvelopeWriter envelope_;
+  Fanout::Route route_;
+  std::function<void()> onStateChange_;
+
+  State state_ = State::Idle;
+  lws* wsi_ = nullptr;
+  std::string authHeader_;
+  std::string message_;           // reassembly buffer, padded for simdjson
+  bool dropMessage_ = false;      // the current message is oversized: skip it
+  Hdb4FrameParser parser_;
+  bool snapshotDone_ = false;     // a subscription has been established once
+  bool snapshotConnection_ = false;
+
+  int closeCode_ = 0;             // from the server's close frame, if any
+  std::string closeReason_;
+  std::string lastProblem_;       // suppresses repeating the same log line
+  Backoff backoff_;
+  Timer retryTimer_;
+  Timer settleTimer_;
+  LogLimiter malformedLog_;
+  SourceStats stats_;
+};
+
+}  // namespace hdb

@@ -1,0 +1,35 @@
+// Logging setup (spdlog to stderr) and a rate limiter for data-path messages,
+// which must never flood the log however often a peer misbehaves.
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdint>
+
+#include "config.h"
+
+namespace hdb {
+
+void setupLogging(LogLevel level);
+spdlog::level::level_enum toSpdlog(LogLevel level);
+
+// Lets the first message through, then at most one per interval; the next one
+// that passes tells how many were held back.
+class LogLimiter {
+ public:
+  explicit LogLimiter(std::chrono::steady_clock::duration interval = std::chrono::seconds(10))
+      : interval_(interval) {}
+
+  // True when this occurrence should be logged; `suppressed` is then the number
+  // of occurrences held back since the last one logged.
+  bool allow(uint64_t& suppressed);
+
+ private:
+  std::chrono::steady_clock::duration interval_;
+  std::chrono::steady_clock::time_point last_{};
+  bool any_ = false;
+  uint64_t held_ = 0;
+};
+
+}  // namespace hdb

@@ -1,0 +1,12 @@
+// sd_notify for systemd's Type=notify; every call is a no-op without NOTIFY_SOCKET.
+#pragma once
+
+#include <string_view>
+
+namespace hdb::notify {
+
+void ready();
+void stopping();
+void status(std::string_view text);
+
+}  // namespace hdb::notify

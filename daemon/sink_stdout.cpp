@@ -1,0 +1,106 @@
+#include "sink_stdout.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+#include "logging.h"
+
+namespace hdb {
+
+namespace {
+
+// Returns an fd for our writes to stdout and whether it is a socket.
+int openStdout(bool& isSocket) {
+  struct stat st;
+  if (::fstat(STDOUT_FILENO, &st) != 0) throw std::runtime_error(std::string("stdout: ") + std::strerror(errno));
+  isSocket = S_ISSOCK(st.st_mode);
+  if (S_ISREG(st.st_mode) || isSocket) {
+    // Regular files never block; sockets get MSG_DONTWAIT per call.
+    int fd = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) throw std::runtime_error(std::string("stdout: ") + std::strerror(errno));
+    return fd;
+  }
+  int fd = ::open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) throw std::runtime_error(std::string("stdout: cannot reopen /proc/self/fd/1: ") + std::strerror(errno));
+  return fd;
+}
+
+}  // namespace
+
+StdoutSink::StdoutSink(EventLoop& loop, const SinkConfig& config)
+    : Sink(config), loop_(loop), queue_(config.queueBytes) {
+  fd_ = openStdout(isSocket_);
+  wsi_ = adoptRawFd(loop_.localVhost(), fd_, this);
+  if (!wsi_) throw std::runtime_error("sink '" + config.name + "': cannot watch stdout");
+  // Only POLLOUT matters: a regular file or a terminal polls readable forever,
+  // which would spin the loop.
+  lws_rx_flow_control(wsi_, 0);
+}
+
+StdoutSink::~StdoutSink() = default;
+
+void StdoutSink::deliver(const Line& line) {
+  if (stopped_) return;
+  ++stats_.linesQueued;
+  if (queue_.push(line)) return;
+  // stdout has one reader and no way to tell it what it missed but the log.
+  ++stats_.linesDropped;
+  uint64_t held = 0;
+  static LogLimiter limiter;
+  ++droppedSinceLog_;
+  if (limiter.allow(held)) {
+    spdlog::warn("sink '{}': stdout is not keeping up; dropped {} line(s) (queue_bytes {} full)", config_.name,
+                 droppedSinceLog_, queue_.cap());
+    droppedSinceLog_ = 0;
+  }
+}
+
+void StdoutSink::flush() {
+  if (stopped_ || awaitingWritable_ || queue_.empty()) return;
+  write();
+}
+
+int StdoutSink::onWritable(lws*) {
+  awaitingWritable_ = false;
+  if (stopped_) return -1;
+  write();
+  return stopped_ ? -1 : 0;
+}
+
+void StdoutSink::onClosed(lws*) {
+  wsi_ = nullptr;
+  // At exit the loop closes every fd; that is not news.
+  if (!stopped_ && !loop_.closing()) stop("closed");
+}
+
+void StdoutSink::write() {
+  int err = 0;
+  switch (queue_.writeTo(fd_, isSocket_, err)) {
+    case WriteStatus::Drained: return;
+    case WriteStatus::Blocked:
+      awaitingWritable_ = true;
+      if (wsi_) lws_callback_on_writable(wsi_);
+      return;
+    case WriteStatus::Closed: stop("its reader went away"); return;
+    case WriteStatus::Failed: stop(std::strerror(err)); return;
+  }
+}
+
+void StdoutSink::stop(const char* why) {
+  stopped_ = true;
+  stats_.linesDropped += queue_.lines();
+  queue_.clear();
+  spdlog::warn("sink '{}': stdout {}; this sink stops, the others keep running", config_.name, why);
+  if (wsi_) closeRawFdAsync(wsi_);
+}
+
+}  // namespace hdb

@@ -1,0 +1,31 @@
+#include <doctest/doctest.h>
+
+#include "envelope.h"
+
+TEST_CASE("envelope line: head, fields in order, newline") {
+  hdb::EnvelopeWriter w("local", "dev", "animals");
+  auto line = w.write("put", "1", "1795693388907.117", "1795693388920.1797", R"({"id":1,"name":"Harper"})");
+  CHECK(*line ==
+        "{\"v\":1,\"server\":\"local\",\"database\":\"dev\",\"table\":\"animals\",\"op\":\"put\",\"id\":1,"
+        "\"ts\":1795693388907.117,\"cursor\":\"1795693388920.1797\",\"record\":{\"id\":1,\"name\":\"Harper\"}}\n");
+  CHECK(w.tableKey() == "dev.animals");
+}
+
+TEST_CASE("envelope without record (delete) and with a string id") {
+  hdb::EnvelopeWriter w("s", "d", "t");
+  auto line = w.write("delete", "\"abc\"", "2.5", "3.5", "");
+  CHECK(*line == "{\"v\":1,\"server\":\"s\",\"database\":\"d\",\"table\":\"t\",\"op\":\"delete\",\"id\":\"abc\","
+                 "\"ts\":2.5,\"cursor\":\"3.5\"}\n");
+}
+
+TEST_CASE("names are JSON-escaped") {
+  hdb::EnvelopeWriter w("a\"b", "d\\b", "t\n\x01");
+  auto line = w.write("put", "1", "1", "1", "{}");
+  CHECK(line->find(R"("server":"a\"b","database":"d\\b","table":"t\n\u0001")") != std::string::npos);
+}
+
+TEST_CASE("appendJsonString") {
+  std::string out;
+  hdb::appendJsonString(out, "x\t\r\"\\\x1f" "é");
+  CHECK(out == "\"x\\t\\r\\\"\\\\\\u001fé\"");
+}
