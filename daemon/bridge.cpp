@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "hdb4_source.h"
 #include "notify.h"
 #include "sink_stdout.h"
 #include "sink_unix.h"

@@ -9,7 +9,7 @@
 #include "config.h"
 #include "event_loop.h"
 #include "fanout.h"
-#include "hdb4_source.h"
+#include "source.h"
 
 namespace hdb {
 
@@ -33,7 +33,7 @@ class Bridge {
   Config config_;
   std::unique_ptr<EventLoop> loop_;
   Fanout fanout_;
-  std::vector<std::unique_ptr<Hdb4Source>> sources_;
+  std::vector<std::unique_ptr<Source>> sources_;
   Timer shutdownTimer_;
   bool ready_ = false;
   bool shuttingDown_ = false;

@@ -37,17 +37,18 @@ EnvelopeWriter::EnvelopeWriter(std::string_view server, std::string_view databas
   tableKey_.append(database).append(".").append(table);
 }
 
-Line EnvelopeWriter::write(std::string_view op, std::string_view id, std::string_view ts,
-                           std::string_view cursor, std::string_view record) const {
+Line EnvelopeWriter::write(const EnvelopeFields& f) const {
   auto line = std::make_shared<std::string>();
-  line->reserve(head_.size() + op.size() + id.size() + ts.size() + cursor.size() + record.size() + 64);
+  line->reserve(head_.size() + f.op.size() + f.id.size() + f.ts.size() + f.cursor.size() + f.txn.size() +
+                f.record.size() + 64);
   line->append(head_);
-  line->append("\"op\":\"").append(op).append("\"");
-  if (!id.empty()) line->append(",\"id\":").append(id);
-  if (!ts.empty()) line->append(",\"ts\":").append(ts);
+  line->append("\"op\":\"").append(f.op).append("\"");
+  if (!f.id.empty()) line->append(",\"id\":").append(f.id);
+  if (!f.ts.empty()) line->append(",\"ts\":").append(f.ts);
   // The cursor is a number's text kept verbatim: quoting it keeps every digit.
-  if (!cursor.empty()) line->append(",\"cursor\":\"").append(cursor).append("\"");
-  if (!record.empty()) line->append(",\"record\":").append(record);
+  if (!f.cursor.empty()) line->append(",\"cursor\":\"").append(f.cursor).append("\"");
+  if (!f.txn.empty()) line->append(",\"txn\":").append(f.txn);
+  if (!f.record.empty()) line->append(",\"record\":").append(f.record);
   line->append("}\n");
   return line;
 }

@@ -15,15 +15,24 @@ using Line = std::shared_ptr<const std::string>;
 // Appends `s` to `out` as a JSON string literal (with quotes).
 void appendJsonString(std::string& out, std::string_view s);
 
+// The per-change parts of an envelope, each the raw JSON text of its value
+// (already validated); an empty field is left out of the line.
+struct EnvelopeFields {
+  std::string_view op{};      // a plain identifier, written quoted
+  std::string_view id{};      // number or quoted string
+  std::string_view ts{};      // number: the transaction time
+  std::string_view cursor{};  // a number's text, written quoted (kept verbatim)
+  std::string_view txn{};     // quoted string: the transaction id (HarperDB 3)
+  std::string_view record{};  // object
+};
+
 // Identity of one subscribed table; builds the constant head of its envelopes once.
 class EnvelopeWriter {
  public:
   EnvelopeWriter(std::string_view server, std::string_view database, std::string_view table);
 
-  // Fields are raw JSON text (see Hdb4Change); `record` may be empty (absent).
-  // `op` must be a plain identifier. Returns the line including its '\n'.
-  Line write(std::string_view op, std::string_view id, std::string_view ts, std::string_view cursor,
-             std::string_view record) const;
+  // Returns the line including its '\n'.
+  Line write(const EnvelopeFields& fields) const;
 
   const std::string& tableKey() const { return tableKey_; }
 

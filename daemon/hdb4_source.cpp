@@ -231,7 +231,13 @@ void Hdb4Source::onMessage() {
   std::string_view op = change.type;
   if (snapshotConnection_ && change.hasSize) op = "snapshot";
   std::string_view record = change.type == "delete" ? std::string_view{} : change.value;
-  route_.publish(envelope_.write(op, change.id, change.version, change.localTime, record));
+  EnvelopeFields fields;
+  fields.op = op;
+  fields.id = change.id;
+  fields.ts = change.version;
+  fields.cursor = change.localTime;
+  fields.record = record;
+  route_.publish(envelope_.write(fields));
   ++stats_.records;
 }
 

@@ -17,38 +17,29 @@
 #include "fanout.h"
 #include "hdb4_frame.h"
 #include "logging.h"
+#include "source.h"
 
 namespace hdb {
 
 inline constexpr const char* kHdb4ProtocolName = "hdb4";
 
-struct SourceStats {
-  uint64_t frames = 0;      // complete messages received
-  uint64_t records = 0;     // envelope lines produced
-  uint64_t malformed = 0;   // messages dropped as unparseable
-  uint64_t connects = 0;    // successful upgrades
-  uint64_t drops = 0;       // connections lost or refused
-};
-
-class Hdb4Source {
+class Hdb4Source : public Source {
  public:
   enum class State { Idle, Connecting, Settling, Subscribed, Waiting, Closing, Stopped };
 
   // `onStateChange` runs whenever subscribed() or stopped() may have changed.
   Hdb4Source(EventLoop& loop, const ServerConfig& server, const TableConfig& table, Fanout::Route route,
              std::function<void()> onStateChange);
-  ~Hdb4Source();
+  ~Hdb4Source() override;
   Hdb4Source(const Hdb4Source&) = delete;
   Hdb4Source& operator=(const Hdb4Source&) = delete;
 
-  void start();
-  // Closes the subscription with 1001 and stops reconnecting.
-  void shutdown();
-
-  bool subscribed() const { return state_ == State::Subscribed; }
-  bool stopped() const { return state_ == State::Stopped; }
-  const std::string& name() const { return name_; }
-  const SourceStats& stats() const { return stats_; }
+  void start() override;
+  void shutdown() override;
+  bool subscribed() const override { return state_ == State::Subscribed; }
+  bool stopped() const override { return state_ == State::Stopped; }
+  const std::string& name() const override { return name_; }
+  const SourceStats& stats() const override { return stats_; }
 
   // The lws protocol callback for every HarperDB 4 client connection.
   static int lwsCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) noexcept;

@@ -1,0 +1,31 @@
+// What the bridge needs from an upstream subscription, whatever its protocol.
+// A source covers one or more tables; it is "subscribed" when all of them are.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace hdb {
+
+struct SourceStats {
+  uint64_t frames = 0;     // complete messages received
+  uint64_t records = 0;    // envelope lines produced
+  uint64_t malformed = 0;  // messages dropped as unparseable
+  uint64_t connects = 0;   // successful upgrades
+  uint64_t drops = 0;      // connections lost or refused
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual void start() = 0;
+  // Closes the connection politely (1001) and stops reconnecting.
+  virtual void shutdown() = 0;
+  virtual bool subscribed() const = 0;
+  // True once shut down and the connection is gone.
+  virtual bool stopped() const = 0;
+  virtual const std::string& name() const = 0;
+  virtual const SourceStats& stats() const = 0;
+};
+
+}  // namespace hdb
