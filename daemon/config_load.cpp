@@ -1,0 +1,353 @@
+// Reads the YAML config into the plain structs of config.h and validates it in
+// the same pass, collecting every error with its line, column and key path.
+//
+// Each YAML map is read through a table of its known keys (kRootKeys,
+// kServerKeys, ...): a new key is one line in its table plus its field in
+// config.h. Checks that span sections (a table's server, a sink's tables, two
+// sinks on one path) run once everything is read. Password values never reach
+// a message: their keys are read with Reader::string, which never repeats a value.
+#include <sys/un.h>
+
+#include <cstdlib>
+#include <set>
+
+#include "config.h"
+#include "config_reader.h"
+
+namespace hdb {
+namespace {
+
+using namespace config_detail;
+namespace fs = std::filesystem;
+
+// ---- log ----
+
+const Choice<LogLevel> kLogLevels[] = {{"trace", LogLevel::Trace}, {"debug", LogLevel::Debug},
+                                       {"info", LogLevel::Info},   {"warn", LogLevel::Warn},
+                                       {"error", LogLevel::Error}};
+
+const Key<Config> kLogKeys[] = {
+    {"level", false, [](Reader& r, const Value& v, Config& c) { r.choice(v, "log level", kLogLevels, c.logLevel); }},
+};
+
+// ---- servers ----
+
+const Choice<Protocol> kProtocols[] = {{"harperdb4", Protocol::HarperDB4}, {"harperdb3", Protocol::HarperDB3}};
+
+// The password keys are kept apart until exactly one of them is known to be given.
+struct ServerDraft {
+  ServerConfig cfg;
+  std::string password, passwordFile, passwordEnv;
+};
+
+const char* const kPasswordKeys[] = {"password", "password_file", "password_env"};
+
+const Key<TlsConfig> kTlsKeys[] = {
+    {"verify", false, [](Reader& r, const Value& v, TlsConfig& t) { r.boolean(v, t.verify); }},
+    {"ca_file", false,
+     [](Reader& r, const Value& v, TlsConfig& t) {
+       std::string file;
+       if (!r.string(v, file)) return;
+       t.caFile = r.resolve(file);
+       if (auto why = checkReadable(t.caFile)) r.error(v, "cannot read " + quote(t.caFile) + ": " + *why);
+     }},
+};
+
+const Key<ServerDraft> kServerKeys[] = {
+    {"protocol", true,
+     [](Reader& r, const Value& v, ServerDraft& s) { r.choice(v, "protocol", kProtocols, s.cfg.protocol); }},
+    {"url", true,
+     [](Reader& r, const Value& v, ServerDraft& s) {
+       if (!r.string(v, s.cfg.urlText)) return;
+       if (auto why = parseUrl(s.cfg.urlText, s.cfg.url)) r.error(v, *why);
+     }},
+    {"username", true, [](Reader& r, const Value& v, ServerDraft& s) { r.string(v, s.cfg.username); }},
+    {"password", false, [](Reader& r, const Value& v, ServerDraft& s) { r.string(v, s.password); }},
+    {"password_file", false, [](Reader& r, const Value& v, ServerDraft& s) { r.string(v, s.passwordFile); }},
+    {"password_env", false, [](Reader& r, const Value& v, ServerDraft& s) { r.string(v, s.passwordEnv); }},
+    {"tls", false, [](Reader& r, const Value& v, ServerDraft& s) { readKeys(r, v, kTlsKeys, s.cfg.tls); }},
+};
+
+// Sets cfg.password from the one password key given. Messages name the key, never its value.
+void resolvePassword(Reader& r, const Value& server, const Present& present, ServerDraft& s) {
+  auto given = std::count_if(std::begin(kPasswordKeys), std::end(kPasswordKeys),
+                             [&](const char* key) { return present.count(key) > 0; });
+  if (given == 0) return r.error(server, "missing password: give password, password_file or password_env");
+  if (given > 1) return r.error(server, "give only one of password, password_file and password_env");
+  if (present.count("password")) {
+    s.cfg.password = s.password;
+  } else if (present.count("password_file") && !s.passwordFile.empty()) {
+    const Value& at = present.at("password_file");
+    std::string text;
+    if (auto why = readFile(r.resolve(s.passwordFile), text)) return r.error(at, "cannot read: " + *why);
+    if (text.ends_with('\n')) text.pop_back();
+    if (text.ends_with('\r')) text.pop_back();
+    if (text.empty()) return r.error(at, "the file is empty");
+    s.cfg.password = std::move(text);
+  } else if (present.count("password_env") && !s.passwordEnv.empty()) {
+    const Value& at = present.at("password_env");
+    const char* value = std::getenv(s.passwordEnv.c_str());
+    if (value == nullptr) return r.error(at, "the environment variable is not set");
+    if (*value == '\0') return r.error(at, "the environment variable is empty");
+    s.cfg.password = value;
+  }
+}
+
+// ---- tables ----
+
+// A database or table name: it becomes a URL path segment and half of "db.table".
+void readName(Reader& r, const Value& v, std::string& out) {
+  std::string name;
+  if (!r.string(v, name)) return;
+  if (name.find_first_of("./") != std::string::npos) return r.error(v, "must not contain '.' or '/': " + quote(name));
+  out = std::move(name);
+}
+
+const Key<TableConfig> kTableKeys[] = {
+    {"server", true, [](Reader& r, const Value& v, TableConfig& t) { r.string(v, t.server); }},
+    {"database", false, [](Reader& r, const Value& v, TableConfig& t) { readName(r, v, t.database); }},
+    {"schema", false, [](Reader& r, const Value& v, TableConfig& t) { readName(r, v, t.database); }},  // HarperDB 3 word
+    {"table", true, [](Reader& r, const Value& v, TableConfig& t) { readName(r, v, t.table); }},
+    {"snapshot", false, [](Reader& r, const Value& v, TableConfig& t) { r.boolean(v, t.snapshot); }},
+};
+
+struct TableDraft {
+  TableConfig cfg;
+  Value item;
+  Present present;
+};
+
+// ---- sinks ----
+
+const Choice<SinkType> kSinkTypes[] = {{"stdout", SinkType::Stdout}, {"unix", SinkType::Unix}};
+
+struct SinkDraft {
+  SinkConfig cfg;
+  Value item;
+  Present present;
+  bool typed = false;           // `type` was read
+  std::vector<Value> tableRefs; // the `tables:` entries, checked once all tables are known
+};
+
+constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
+
+const Key<SinkDraft> kSinkKeys[] = {
+    {"name", true, [](Reader& r, const Value& v, SinkDraft& s) { r.string(v, s.cfg.name); }},
+    {"type", true, [](Reader& r, const Value& v, SinkDraft& s) { s.typed = r.choice(v, "sink type", kSinkTypes, s.cfg.type); }},
+    {"tables", false,
+     [](Reader& r, const Value& v, SinkDraft& s) {
+       if (!r.expect(v, YAML::NodeType::Sequence, "a list of database.table names")) return;
+       if (v.node.size() == 0) return r.error(v, "list at least one table, or leave the key out for all tables");
+       r.items(v, [&](const Value& item) {
+         std::string name;
+         if (!r.string(item, name)) return;
+         size_t dot = name.find('.');
+         if (dot == 0 || dot == std::string::npos || dot + 1 == name.size() || name.find('.', dot + 1) != std::string::npos)
+           return r.error(item, "expected database.table, found " + quote(name));
+         s.cfg.tables.push_back(name);
+         s.tableRefs.push_back(item);
+       });
+     }},
+    {"path", false,
+     [](Reader& r, const Value& v, SinkDraft& s) {
+       if (!r.string(v, s.cfg.path)) return;
+       if (!s.cfg.path.starts_with('/')) return r.error(v, "must be an absolute path, found " + quote(s.cfg.path));
+       if (s.cfg.path.size() > kMaxSocketPath)
+         r.error(v, "is " + std::to_string(s.cfg.path.size()) + " bytes long; a Unix socket path has at most " +
+                        std::to_string(kMaxSocketPath));
+     }},
+    {"queue_bytes", false,
+     [](Reader& r, const Value& v, SinkDraft& s) {
+       std::string text;
+       if (!r.string(v, text)) return;
+       auto bytes = parseSize(text);
+       if (!bytes) return r.error(v, "expected a number of bytes or a size like '64KiB' or '4MiB', found " + quote(text));
+       if (*bytes == 0) return r.error(v, "must be greater than 0");
+       s.cfg.queueBytes = *bytes;
+     }},
+    {"mode", false,
+     [](Reader& r, const Value& v, SinkDraft& s) {
+       std::string text;
+       if (!r.string(v, text)) return;
+       auto mode = parseMode(text);
+       if (!mode) return r.error(v, "expected an octal mode from '0000' to '0777' like '0660', found " + quote(text));
+       s.cfg.mode = *mode;
+     }},
+};
+
+// Keys that only unix sinks take.
+const char* const kUnixOnlyKeys[] = {"path", "queue_bytes", "mode"};
+
+// ---- the whole file ----
+
+struct Draft {
+  Config cfg;
+  bool serversRead = false;  // the server names are known, so table references can be checked
+  std::vector<TableDraft> tables;
+  std::vector<SinkDraft> sinks;
+};
+
+// servers, tables and sinks each need at least one entry; an empty value counts as none.
+bool nonEmpty(Reader& r, const Value& v, YAML::NodeType::value type, const char* what, const char* entry) {
+  if (v.node.IsNull() || ((v.node.IsMap() || v.node.IsSequence()) && v.node.size() == 0)) {
+    r.error(v, std::string("at least one ") + entry + " is required");
+    return false;
+  }
+  return r.expect(v, type, what);
+}
+
+void readServers(Reader& r, const Value& v, Draft& d) {
+  if (!nonEmpty(r, v, YAML::NodeType::Map, "a map of server names", "server")) return;
+  d.serversRead = true;
+  r.entries(v, [&](const std::string& name, const YAML::Mark&, const Value& server) {
+    ServerDraft s;
+    s.cfg.name = name;
+    Present present = readKeys(r, server, kServerKeys, s);
+    if (server.node.IsMap()) resolvePassword(r, server, present, s);
+    d.cfg.servers[name] = std::move(s.cfg);
+  });
+}
+
+void readTables(Reader& r, const Value& v, Draft& d) {
+  if (!nonEmpty(r, v, YAML::NodeType::Sequence, "a list of tables", "table")) return;
+  r.items(v, [&](const Value& item) {
+    TableDraft t{{}, item, {}};
+    t.present = readKeys(r, item, kTableKeys, t.cfg);
+    bool database = t.present.count("database"), schema = t.present.count("schema");
+    if (database && schema)
+      r.error(t.present.at("schema"), "schema is another name for database; give only one of them");
+    else if (!database && !schema && item.node.IsMap())
+      r.error(item, "missing required key 'database'");
+    d.tables.push_back(std::move(t));
+  });
+}
+
+void readSinks(Reader& r, const Value& v, Draft& d) {
+  if (!nonEmpty(r, v, YAML::NodeType::Sequence, "a list of sinks", "sink")) return;
+  r.items(v, [&](const Value& item) {
+    SinkDraft s;
+    s.item = item;
+    s.present = readKeys(r, item, kSinkKeys, s);
+    const Present& present = s.present;
+    if (s.typed && s.cfg.type != SinkType::Unix) {
+      for (const char* key : kUnixOnlyKeys)
+        if (present.count(key)) r.error(present.at(key), "only unix sinks take this key");
+    }
+    if (s.typed && s.cfg.type == SinkType::Unix && !present.count("path"))
+      r.error(item, "missing required key 'path' (a unix sink needs one)");
+    d.sinks.push_back(std::move(s));
+  });
+}
+
+const Key<Draft> kRootKeys[] = {
+    {"log", false, [](Reader& r, const Value& v, Draft& d) { readKeys(r, v, kLogKeys, d.cfg); }},
+    {"servers", true, readServers},
+    {"tables", true, readTables},
+    {"sinks", true, readSinks},
+};
+
+// Tables name configured servers, and each server's database.table comes once.
+void checkTables(Reader& r, const Draft& d) {
+  std::map<std::pair<std::string, std::string>, size_t> seen;
+  for (size_t i = 0; i < d.tables.size(); ++i) {
+    const TableDraft& t = d.tables[i];
+    if (d.serversRead && !t.cfg.server.empty() && !d.cfg.servers.count(t.cfg.server))
+      r.error(t.present.at("server"), "unknown server " + quote(t.cfg.server));
+    if (t.cfg.server.empty() || t.cfg.database.empty() || t.cfg.table.empty()) continue;
+    auto [first, fresh] = seen.emplace(std::pair{t.cfg.server, t.cfg.key()}, i);
+    if (!fresh)
+      r.error(t.item, t.cfg.key() + " on server " + quote(t.cfg.server) + " is already configured at " +
+                          itemPath("tables", first->second));
+  }
+}
+
+// Sink names and paths are unique, and a sink's tables are configured tables.
+void checkSinks(Reader& r, const Draft& d) {
+  std::set<std::string> tables;
+  bool tablesKnown = !d.tables.empty();  // every table has its database.table, so a missing one is a real error
+  for (const TableDraft& t : d.tables) {
+    tablesKnown = tablesKnown && !t.cfg.database.empty() && !t.cfg.table.empty();
+    tables.insert(t.cfg.key());
+  }
+  std::map<std::string, std::string> names, paths;  // name or path -> the first sink that has it
+  for (size_t i = 0; i < d.sinks.size(); ++i) {
+    const SinkDraft& s = d.sinks[i];
+    if (!s.cfg.name.empty() && !names.emplace(s.cfg.name, itemPath("sinks", i)).second)
+      r.error(s.present.at("name"), "sink name " + quote(s.cfg.name) + " is already used by " + names[s.cfg.name]);
+    std::string path = fs::path(s.cfg.path).lexically_normal().string();
+    if (s.typed && s.cfg.type == SinkType::Unix && !path.empty() && !paths.emplace(path, itemPath("sinks", i)).second)
+      r.error(s.present.at("path"), "path is already used by " + paths[path]);
+    for (const Value& ref : s.tableRefs)
+      if (tablesKnown && !tables.count(ref.node.Scalar()))
+        r.error(ref, "table " + quote(ref.node.Scalar()) + " is not configured under tables");
+  }
+}
+
+// The directory relative paths in the config start from, made absolute so a
+// later chdir does not change what they mean.
+fs::path baseDirOf(const std::string& file) {
+  fs::path dir = fs::path(file).parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  fs::path absolute = fs::absolute(dir, ec);
+  return ec ? dir : absolute.lexically_normal();
+}
+
+ConfigError errorAt(const YAML::Mark& mark, std::string path, std::string reason) {
+  if (mark.is_null()) return {0, 0, std::move(path), std::move(reason)};
+  return {mark.line + 1, mark.column + 1, std::move(path), std::move(reason)};
+}
+
+}  // namespace
+
+ConfigResult parseConfig(const std::string& text, const std::string& file) {
+  ConfigResult result;
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    result.errors.push_back(errorAt(e.mark, "(yaml)", e.msg));
+    return result;
+  }
+  if (documents.empty()) {
+    result.errors.push_back({1, 1, "(root)", "the file is empty; expected a map with servers, tables and sinks"});
+    return result;
+  }
+  if (documents.size() > 1)
+    result.errors.push_back(errorAt(documents[1].Mark(), "(yaml)",
+                                    "a second YAML document starts here; a config is one document"));
+
+  Reader r(result.errors, baseDirOf(file));
+  Draft d;
+  const YAML::Node& root = documents[0];
+  readKeys(r, Value{root, "", root.Mark()}, kRootKeys, d);
+  checkTables(r, d);
+  checkSinks(r, d);
+
+  std::stable_sort(result.errors.begin(), result.errors.end(), [](const ConfigError& a, const ConfigError& b) {
+    return std::pair{a.line, a.column} < std::pair{b.line, b.column};
+  });
+  if (!result.errors.empty()) return result;
+  d.cfg.file = file;
+  for (TableDraft& t : d.tables) d.cfg.tables.push_back(std::move(t.cfg));
+  for (SinkDraft& s : d.sinks) d.cfg.sinks.push_back(std::move(s.cfg));
+  result.config = std::move(d.cfg);
+  return result;
+}
+
+ConfigResult loadConfig(const std::string& file) {
+  std::string text;
+  if (auto why = readFile(file, text)) {
+    ConfigResult result;
+    result.errors.push_back({0, 0, "", "cannot read: " + *why});
+    return result;
+  }
+  return parseConfig(text, file);
+}
+
+std::string formatError(const std::string& file, const ConfigError& e) {
+  if (e.line == 0) return file + ": " + e.reason;
+  return file + ":" + std::to_string(e.line) + ":" + std::to_string(e.column) + ": " + e.path + ": " + e.reason;
+}
+
+}  // namespace hdb
