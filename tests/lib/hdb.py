@@ -539,14 +539,17 @@ class Bridge(LineCollector):
 
     stdout lines are collected (LineCollector); stderr goes to a file, read with log(). The daemon gets
     a NOTIFY_SOCKET of ours, so wait_ready() sees its sd_notify READY=1 (every table subscribed).
+    config_file runs an existing config instead of config_text; capture=False leaves stdout and
+    stderr on ours (the demo).
     """
 
-    def __init__(self, binary: str | Path, config_text: str, *, args: Iterable[str] = (),
-                 capture: bool = True, env: dict[str, str] | None = None) -> None:
+    def __init__(self, binary: str | Path, config_text: str = "", *, config_file: Path | None = None,
+                 args: Iterable[str] = (), capture: bool = True, env: dict[str, str] | None = None) -> None:
         super().__init__("bridge stdout")
         self.tmp = Path(tempfile.mkdtemp(prefix="hdb-bridge-"))
-        self.config = self.tmp / "hdb-bridge.yaml"
-        self.config.write_text(config_text)
+        self.config = config_file or self.tmp / "hdb-bridge.yaml"
+        if config_file is None:
+            self.config.write_text(config_text)
         self.stderr_path = self.tmp / "stderr.log"
         self.notifications: list[str] = []
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# README command 2 (and CI through .ci/run): install what is missing, build build/ (warnings are
+# errors) and build-asan/ (ASan+UBSan), run every ctest test in both, print "N passed, N failed".
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$repo"
+jobs="${HDB_BRIDGE_JOBS:-2}"
+
+phase() { printf '\n=== %s (%(%H:%M:%S)T)\n' "$1" -1; }
+
+phase "dependencies"
+bash packaging/scripts/deps.sh
+bash packaging/scripts/harperdb4-install.sh >/dev/null
+
+phase "build/ (RelWithDebInfo, -Werror)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHDB_BRIDGE_WERROR=ON
+cmake --build build -j"$jobs"
+
+phase "build-asan/ (ASan+UBSan)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHDB_BRIDGE_SANITIZE=ON
+cmake --build build-asan -j"$jobs"
+
+passed=0
+failed=0
+status=0
+# Runs ctest in one build tree (extra args: env assignments), adds its counts to the totals.
+run_ctest() {
+    local dir="$1" log summary
+    shift
+    phase "ctest --test-dir $dir"
+    log="$(mktemp)"
+    if ! env "$@" ctest --test-dir "$dir" --output-on-failure --no-tests=error 2>&1 | tee "$log"; then
+        status=1
+    fi
+    # "100% tests passed, 0 tests failed out of 15"
+    summary="$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -n 1 || true)"
+    rm -f "$log"
+    if [[ "$summary" =~ ([0-9]+)\ tests\ failed\ out\ of\ ([0-9]+) ]]; then
+        failed=$((failed + BASH_REMATCH[1]))
+        passed=$((passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+    else
+        echo "test.sh: no ctest summary from $dir" >&2
+        failed=$((failed + 1))
+        status=1
+    fi
+}
+
+run_ctest build
+run_ctest build-asan \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+phase "summary (build/ and build-asan/)"
+echo "$passed passed, $failed failed"
+[[ "$failed" -eq 0 ]] || status=1
+exit "$status"
