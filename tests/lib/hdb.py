@@ -1,7 +1,7 @@
 """Test and demo helpers for hdb-bridge: a real HarperDB 4.7 on loopback, the real daemon, Unix consumers.
 
-Standard library only (Python 3.11). Every process started here is tracked by PID and killed on cleanup,
-and every wait is bounded. Run `python3 tests/lib/hdb.py --help` for the command-line entry points.
+Standard library only (Python 3.11). Every process started here is tracked by PID and killed on cleanup
+(and by pdeathsig if this process dies first), and every wait is bounded.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import queue
 import shutil
 import signal
 import socket
@@ -274,9 +273,8 @@ class HarperDB4:
         self._spawn(timeout, "restart")
 
     def _spawn(self, timeout: float, what: str) -> None:
-        entry = ensure_harperdb_installed()
         with open(self.console_log, "ab") as out:
-            self.proc = subprocess.Popen(_die_with_us(["node", str(entry)]), env=self._env, cwd=self.tmp,
+            self.proc = subprocess.Popen(_die_with_us(["node", str(harperdb_entry())]), env=self._env, cwd=self.tmp,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         self.sid = self.proc.pid
