@@ -1,68 +1,14 @@
 #include "hdb4_frame.h"
 
+#include "json_util.h"
+
 namespace hdb {
 namespace {
 
 namespace od = simdjson::ondemand;
 
-constexpr int kMaxDepth = 64;
-
-std::string_view trimRight(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
-// On-demand parsing does not check the text of values it skips, so the record is
-// walked completely: every string, number and literal is decoded once. What the
-// envelope copies out is then known to be valid JSON.
-simdjson::error_code validate(od::value v, int depth) {
-  if (depth > kMaxDepth) return simdjson::DEPTH_ERROR;
-  od::json_type t;
-  if (auto e = v.type().get(t)) return e;
-  switch (t) {
-    case od::json_type::object: {
-      od::object obj;
-      if (auto e = v.get_object().get(obj)) return e;
-      for (auto field : obj) {
-        std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return e;
-        od::value child;
-        if (auto e = field.value().get(child)) return e;
-        if (auto e = validate(child, depth + 1)) return e;
-      }
-      return simdjson::SUCCESS;
-    }
-    case od::json_type::array: {
-      od::array arr;
-      if (auto e = v.get_array().get(arr)) return e;
-      for (auto element : arr) {
-        od::value child;
-        if (auto e = element.get(child)) return e;
-        if (auto e = validate(child, depth + 1)) return e;
-      }
-      return simdjson::SUCCESS;
-    }
-    case od::json_type::string: {
-      std::string_view s;
-      return v.get_string().get(s);
-    }
-    case od::json_type::number: {
-      od::number n;
-      return v.get_number().get(n);
-    }
-    case od::json_type::boolean: {
-      bool b;
-      return v.get_bool().get(b);
-    }
-    case od::json_type::null: {
-      bool isNull = false;
-      if (auto e = v.is_null().get(isNull)) return e;
-      return isNull ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
-    }
-  }
-  return simdjson::INCORRECT_TYPE;
-}
+using json::trimRight;
+using json::validate;
 
 bool isOpName(std::string_view s) {
   if (s.empty() || s.size() > 32) return false;
@@ -82,9 +28,7 @@ std::string_view internOp(std::string_view s) {
 
 }  // namespace
 
-void reservePadding(std::string& s) {
-  if (s.capacity() < s.size() + simdjson::SIMDJSON_PADDING) s.reserve(s.size() + simdjson::SIMDJSON_PADDING);
-}
+void reservePadding(std::string& s) { json::reservePadding(s); }
 
 bool Hdb4FrameParser::parse(const std::string& message, Hdb4Change& out, std::string& error) {
   out = Hdb4Change{};
@@ -132,15 +76,13 @@ bool Hdb4FrameParser::parse(const std::string& message, Hdb4Change& out, std::st
       if (auto e = v.get_double().get(d)) return fail(key == "version" ? "bad \"version\"" : "bad \"localTime\"", e);
       (key == "version" ? out.version : out.localTime) = tok;
     } else if (key == "value") {
-      const char* begin = v.raw_json_token().data();
       od::json_type t;
       if (auto e = v.type().get(t)) return fail("bad \"value\"", e);
       if (t == od::json_type::null) continue;  // treated as absent
       if (t != od::json_type::object) return fail("\"value\" is not an object", simdjson::SUCCESS);
-      if (auto e = validate(v, 0)) return fail("bad \"value\"", e);
-      const char* end = nullptr;
-      if (auto e = doc.current_location().get(end)) return fail("truncated frame", e);
-      out.value = trimRight(std::string_view(begin, size_t(end - begin)));
+      // OUT_OF_BOUNDS: the document ended inside the frame.
+      if (auto e = json::validatedSpan(doc, v, out.value))
+        return fail(e == simdjson::OUT_OF_BOUNDS ? "truncated frame" : "bad \"value\"", e);
     } else if (key == "size") {
       out.hasSize = true;
     }
