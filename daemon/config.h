@@ -34,6 +34,7 @@ struct ServerConfig {
   Protocol protocol = Protocol::HarperDB4;
   std::string urlText;
   Url url;
+  std::string bindAddress;  // IP literal to connect from; empty: the kernel's choice
   std::string username;
   std::string password;  // resolved from password, password_file or password_env
   TlsConfig tls;
@@ -41,6 +42,7 @@ struct ServerConfig {
 
 struct TableConfig {
   std::string server;
+  std::string primaryKey = "id";  // harperdb3: the record field that is the key
   std::string database;
   std::string table;
   bool snapshot = false;  // first connect sends the table's current records

@@ -6,6 +6,8 @@
 // config.h. Checks that span sections (a table's server, a sink's tables, two
 // sinks on one path) run once everything is read. Password values never reach
 // a message: their keys are read with Reader::string, which never repeats a value.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 
 #include <cstdlib>
@@ -33,6 +35,12 @@ const Key<Config> kLogKeys[] = {
 // ---- servers ----
 
 const Choice<Protocol> kProtocols[] = {{"harperdb4", Protocol::HarperDB4}, {"harperdb3", Protocol::HarperDB3}};
+
+// bind_address is an address of this host, not a name: binding happens on the loop.
+bool isIpLiteral(const std::string& text) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
 
 // The password keys are kept apart until exactly one of them is known to be given.
 struct ServerDraft {
@@ -62,6 +70,13 @@ const Key<ServerDraft> kServerKeys[] = {
        if (auto why = parseUrl(s.cfg.urlText, s.cfg.url)) r.error(v, *why);
      }},
     {"username", true, [](Reader& r, const Value& v, ServerDraft& s) { r.string(v, s.cfg.username); }},
+    {"bind_address", false,
+     [](Reader& r, const Value& v, ServerDraft& s) {
+       std::string ip;
+       if (!r.string(v, ip)) return;
+       if (!isIpLiteral(ip)) return r.error(v, "expected an IPv4 or IPv6 address to connect from, found " + quote(ip));
+       s.cfg.bindAddress = ip;
+     }},
     {"password", false, [](Reader& r, const Value& v, ServerDraft& s) { r.string(v, s.password); }},
     {"password_file", false, [](Reader& r, const Value& v, ServerDraft& s) { r.string(v, s.passwordFile); }},
     {"password_env", false, [](Reader& r, const Value& v, ServerDraft& s) { r.string(v, s.passwordEnv); }},
@@ -105,6 +120,7 @@ void readName(Reader& r, const Value& v, std::string& out) {
 
 const Key<TableConfig> kTableKeys[] = {
     {"server", true, [](Reader& r, const Value& v, TableConfig& t) { r.string(v, t.server); }},
+    {"primary_key", false, [](Reader& r, const Value& v, TableConfig& t) { r.string(v, t.primaryKey); }},
     {"database", false, [](Reader& r, const Value& v, TableConfig& t) { readName(r, v, t.database); }},
     {"schema", false, [](Reader& r, const Value& v, TableConfig& t) { readName(r, v, t.database); }},  // HarperDB 3 word
     {"table", true, [](Reader& r, const Value& v, TableConfig& t) { readName(r, v, t.table); }},
@@ -204,6 +220,8 @@ void readServers(Reader& r, const Value& v, Draft& d) {
     s.cfg.name = name;
     Present present = readKeys(r, server, kServerKeys, s);
     if (server.node.IsMap()) resolvePassword(r, server, present, s);
+    if (s.cfg.protocol == Protocol::HarperDB3 && present.count("url") && !s.cfg.url.host.empty() && !s.cfg.url.tls)
+      r.error(present.at("url"), "harperdb3 needs wss://: HarperDB 3 clustering always uses TLS");
     d.cfg.servers[name] = std::move(s.cfg);
   });
 }
@@ -253,6 +271,10 @@ void checkTables(Reader& r, const Draft& d) {
     const TableDraft& t = d.tables[i];
     if (d.serversRead && !t.cfg.server.empty() && !d.cfg.servers.count(t.cfg.server))
       r.error(t.present.at("server"), "unknown server " + quote(t.cfg.server));
+    auto server = d.cfg.servers.find(t.cfg.server);
+    if (t.present.count("primary_key") && server != d.cfg.servers.end() &&
+        server->second.protocol != Protocol::HarperDB3)
+      r.error(t.present.at("primary_key"), "only harperdb3 tables take primary_key (HarperDB 4 sends the key itself)");
     if (t.cfg.server.empty() || t.cfg.database.empty() || t.cfg.table.empty()) continue;
     auto [first, fresh] = seen.emplace(std::pair{t.cfg.server, t.cfg.key()}, i);
     if (!fresh)

@@ -163,7 +163,7 @@ sinks:
 
 TEST_CASE("config: schema is a synonym of database") {
   hdb::Config c = valid(R"(
-servers: {local: {protocol: harperdb3, url: ws://h:9925, username: a, password: p}}
+servers: {local: {protocol: harperdb3, url: wss://h:9925, username: a, password: p}}
 tables: [{server: local, schema: dev, table: animals}]
 sinks: [{name: out, type: stdout, tables: [dev.animals]}]
 )");
@@ -667,4 +667,63 @@ sinks:
         "t.yaml:8:40: sinks[0].tables[0]: table 'dev.birds' is not configured under tables\n"
         "t.yaml:9:12: sinks[1].name: sink name 'out' is already used by sinks[0]\n"
         "t.yaml:9:35: sinks[1].path: must be an absolute path, found 'sock'\n");
+}
+
+TEST_CASE("config: harperdb3 keys: bind_address, primary_key, tls") {
+  TempDir dir;
+  std::string ca = dir.write("hdb3.pem", "-----BEGIN CERTIFICATE-----\n");
+  hdb::Config c = valid(R"(
+servers:
+  legacy:
+    protocol: harperdb3
+    url: wss://127.0.0.1:12345
+    bind_address: 127.0.0.2
+    username: cluster_user
+    password: p
+    tls: {ca_file: hdb3.pem}
+  v6: {protocol: harperdb3, url: "wss://[::1]:12345", bind_address: "::1", username: u, password: p,
+       tls: {verify: false}}
+  plain: {protocol: harperdb4, url: ws://h:1, username: u, password: p}
+tables:
+  - {server: legacy, schema: dev, table: animals, primary_key: animal_id}
+  - {server: legacy, schema: dev, table: dogs}
+  - {server: v6, schema: dev, table: cats}
+sinks: [{name: out, type: stdout}]
+)", dir.path() + "/t.yaml");
+  CHECK(c.servers.at("legacy").bindAddress == "127.0.0.2");
+  CHECK(c.servers.at("legacy").tls.verify);
+  CHECK(c.servers.at("legacy").tls.caFile == ca);
+  CHECK(c.servers.at("v6").bindAddress == "::1");
+  CHECK_FALSE(c.servers.at("v6").tls.verify);
+  CHECK(c.servers.at("plain").bindAddress.empty());
+  CHECK(c.tables[0].primaryKey == "animal_id");
+  CHECK(c.tables[1].primaryKey == "id");
+}
+
+TEST_CASE("config: harperdb3 key errors") {
+  checkCases({
+      {"bind_address is an IP address", R"(servers:
+  a: {protocol: harperdb3, url: wss://h:1, username: u, password: p, bind_address: localhost}
+  b: {protocol: harperdb4, url: ws://h:1, username: u, password: p, bind_address: 127.0.0.300}
+tables: [{server: a, database: dev, table: animals}]
+sinks: [{name: out, type: stdout}]
+)",
+       "t.yaml:2:84: servers.a.bind_address: expected an IPv4 or IPv6 address to connect from, found 'localhost'\n"
+       "t.yaml:3:83: servers.b.bind_address: expected an IPv4 or IPv6 address to connect from, found '127.0.0.300'\n"},
+      {"harperdb3 is TLS only", R"(servers: {old: {protocol: harperdb3, url: ws://h:12345, username: u, password: p}}
+tables: [{server: old, schema: dev, table: animals}]
+sinks: [{name: out, type: stdout}]
+)",
+       "t.yaml:1:43: servers.old.url: harperdb3 needs wss://: HarperDB 3 clustering always uses TLS\n"},
+      {"primary_key is for harperdb3 tables", R"(servers: {local: {protocol: harperdb4, url: ws://h:1, username: u, password: p}}
+tables: [{server: local, database: dev, table: animals, primary_key: id}]
+sinks: [{name: out, type: stdout}]
+)",
+       "t.yaml:2:70: tables[0].primary_key: only harperdb3 tables take primary_key (HarperDB 4 sends the key itself)\n"},
+      {"primary_key is a non-empty string", R"(servers: {old: {protocol: harperdb3, url: wss://h:1, username: u, password: p}}
+tables: [{server: old, schema: dev, table: animals, primary_key: [id]}]
+sinks: [{name: out, type: stdout}]
+)",
+       "t.yaml:2:66: tables[0].primary_key: expected a string, found a list\n"},
+  });
 }
