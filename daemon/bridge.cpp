@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "hdb3_source.h"
 #include "hdb4_source.h"
 #include "notify.h"
 #include "sink_stdout.h"
@@ -30,11 +31,20 @@ Bridge::Bridge(const Config& config)
       case SinkType::Unix: fanout_.add(std::make_unique<UnixSink>(*loop_, sink)); break;
     }
   }
+  // HarperDB 3 carries all of a server's tables on one connection: one source per server.
+  std::map<std::string, std::vector<Hdb3Source::Table>> hdb3Tables;
   for (const auto& table : config_.tables) {
     const ServerConfig& server = config_.servers.at(table.server);
+    if (server.protocol == Protocol::HarperDB3) {
+      hdb3Tables[server.name].push_back({&table, fanout_.routeFor(table.key())});
+      continue;
+    }
     sources_.push_back(std::make_unique<Hdb4Source>(*loop_, server, table, fanout_.routeFor(table.key()),
                                                     [this] { onStateChange(); }));
   }
+  for (auto& [name, tables] : hdb3Tables)
+    sources_.push_back(std::make_unique<Hdb3Source>(*loop_, config_.servers.at(name), std::move(tables),
+                                                    [this] { onStateChange(); }));
 }
 
 Bridge::~Bridge() {
@@ -46,8 +56,13 @@ Bridge::~Bridge() {
 }
 
 int Bridge::run() {
-  spdlog::info("hdb-bridge {} starting: {} table(s), {} sink(s)", HDB_BRIDGE_VERSION, sources_.size(),
+  spdlog::info("hdb-bridge {} starting: {} table(s), {} sink(s)", HDB_BRIDGE_VERSION, config_.tables.size(),
                fanout_.sinks().size());
+  for (const auto& [name, server] : config_.servers)
+    if (server.url.tls && !server.tls.verify)
+      spdlog::warn("server '{}': TLS certificate verification is off (tls: {{verify: false}}): the connection is "
+                   "encrypted but anyone on the path can pose as the server",
+                   name);
   notify::status("connecting");
   for (auto& source : sources_) source->start();
   loop_->run([this] { afterService(); });
@@ -88,7 +103,7 @@ void Bridge::onStateChange() {
   bool all = std::all_of(sources_.begin(), sources_.end(), [](const auto& s) { return s->subscribed(); });
   if (!all) return;
   ready_ = true;
-  spdlog::info("all {} table(s) subscribed; ready", sources_.size());
+  spdlog::info("all {} table(s) subscribed; ready", config_.tables.size());
   notify::ready();
   notify::status("subscribed to every table");
 }

@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "hdb3_source.h"
 #include "hdb4_source.h"
 
 namespace hdb {
@@ -22,6 +23,7 @@ const lws_protocols kLocalProtocols[] = {kRawProtocol, {nullptr, nullptr, 0, 0, 
 // sent as Sec-WebSocket-Protocol.
 const lws_protocols kClientProtocols[] = {
     {kHdb4ProtocolName, Hdb4Source::lwsCallback, 0, 0, 0, nullptr, 0},
+    {kHdb3ProtocolName, Hdb3Source::lwsCallback, 0, 0, 0, nullptr, 0},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0},
 };
 
