@@ -153,7 +153,9 @@ int Hdb3Source::onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t 
       return 0;
     case LWS_CALLBACK_CLIENT_CLOSED:
     case LWS_CALLBACK_WSI_DESTROY:
-      lost(wsi, "connection closed");
+      // Without a close frame or #disconnect (closeCode_ stays 0) this is HarperDB
+      // stopping, restarting or crashing: SocketCluster calls it 1006.
+      lost(wsi, "connection lost without a close frame (1006)");
       return 0;
     default:
       return 0;

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -375,6 +377,196 @@ class ScClient(WsClient):
 
     def __enter__(self) -> "ScClient":
         return self
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (like HarperDB 3's own); returns (certificate, key)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+class FakeConnection:
+    """The server side of one WebSocket connection to FakeScServer (text frames only)."""
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.closed = False
+        self.received: list[str] = []
+
+    def _need(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("client closed the connection")
+            self.buf += data
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def upgrade(self) -> str:
+        while b"\r\n\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed before the upgrade")
+            self.buf += data
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        accept = base64.b64encode(hashlib.sha1((headers["sec-websocket-key"] +
+                                                "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        self.sock.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+        return lines[0]
+
+    def recv(self, timeout: float = 5) -> str | None:
+        """The next text message from the client; None on its close frame or when the connection ends."""
+        self.sock.settimeout(timeout)
+        try:
+            message = b""
+            while True:
+                b0, b1 = self._need(2)
+                n = b1 & 0x7F
+                if n == 126:
+                    n = int.from_bytes(self._need(2), "big")
+                elif n == 127:
+                    n = int.from_bytes(self._need(8), "big")
+                mask = self._need(4) if b1 & 0x80 else b"\0\0\0\0"
+                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self._need(n)))
+                opcode = b0 & 0x0F
+                if opcode == 0x8:
+                    self.closed = True
+                    return None
+                if opcode in (0x9, 0xA):
+                    continue
+                message += payload
+                if b0 & 0x80:
+                    text = message.decode()
+                    self.received.append(text)
+                    return text
+        except (ConnectionError, OSError):
+            self.closed = True
+            return None
+
+    def recv_packet(self, timeout: float = 5) -> Any:
+        """The next message parsed as JSON (the bare "#2" as a string)."""
+        text = self.recv(timeout)
+        if text is None:
+            raise ConnectionError("the client closed the connection")
+        return text if text.startswith("#") else json.loads(text)
+
+    def send(self, message: Any) -> None:
+        data = (message if isinstance(message, str) else json.dumps(message)).encode()
+        self._frame(0x1, data)
+
+    def _frame(self, opcode: int, data: bytes) -> None:
+        n = len(data)
+        head = bytes([0x80 | opcode]) + (bytes([n]) if n < 126 else bytes([126]) + n.to_bytes(2, "big")
+                                          if n < 65536 else bytes([127]) + n.to_bytes(8, "big"))
+        self.sock.sendall(head + data)
+
+    def close(self, code: int, reason: str = "") -> None:
+        """A close frame with `code`, then the end of the connection."""
+        try:
+            self._frame(0x8, code.to_bytes(2, "big") + reason.encode())
+        except OSError:
+            pass
+        self.drop()
+
+    def drop(self) -> None:
+        """Ends the TCP connection without a close frame (what a crashed server does: 1006)."""
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.closed = True
+
+    def login(self, ping_timeout: int = 60000) -> dict[str, Any]:
+        """Plays the server's side of the login as HarperDB 3.3 does; returns the credentials the client sent."""
+        hs = self.recv_packet()
+        assert hs.get("event") == "#handshake" and hs.get("cid"), hs
+        # The login request may come before the handshake ack; here both come in one batch.
+        self.send([{"event": "login", "data": "send login credentials", "cid": 1},
+                   {"rid": hs["cid"], "data": {"id": "fake", "pingTimeout": ping_timeout, "isAuthenticated": False}}])
+        ack = self.recv_packet()
+        assert ack.get("rid") == 1, ack
+        self.send({"event": "#setAuthToken", "data": {"token": "not.a.jwt"}})
+        return ack["data"]
+
+    def accept_subscriptions(self, n: int) -> list[str]:
+        channels = []
+        while len(channels) < n:
+            p = self.recv_packet()
+            if p == "#2":
+                continue
+            assert p.get("event") == "#subscribe", p
+            channels.append(p["data"]["channel"])
+            self.send({"rid": p["cid"]})
+        return channels
+
+
+class FakeScServer:
+    """A TLS WebSocket server on 127.0.0.1 that speaks just enough SocketCluster to drive a client into edge
+    cases HarperDB will not produce on demand (silence, odd close codes, batches, malformed packets).
+
+    Each accepted connection runs `script(conn)` in its own thread; its exceptions are kept in `errors`.
+    """
+
+    def __init__(self, directory: Path, script: Any) -> None:
+        self.cert, key = make_certificate(directory)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(self.cert, key)
+        self.script = script
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.connections: list[FakeConnection] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._accepter = threading.Thread(target=self._accept, name="fake-sc", daemon=True)
+        self._accepter.start()
+
+    @property
+    def url(self) -> str:
+        return f"wss://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                raw, _ = self.listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            t = threading.Thread(target=self._serve, args=(raw,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            raw.settimeout(10)
+            conn = FakeConnection(self.ctx.wrap_socket(raw, server_side=True))
+            conn.upgrade()
+            self.connections.append(conn)
+            self.script(conn)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            if not self._stop.is_set():
+                self.errors.append(e)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+        for c in self.connections:
+            c.drop()
+        for t in [self._accepter, *self._threads]:
+            t.join(5)
+
+    def __enter__(self) -> "FakeScServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def main() -> None:
