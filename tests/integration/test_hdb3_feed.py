@@ -164,6 +164,7 @@ class LiveChanges(BridgeCase):
         for e in lines:
             self.assertEnvelope(e, "upsert", 103)
         self.assertEqual([e["record"]["name"] for e in lines], ["Rex", "Rex II"])
+        self.assertNotIn("type", lines[1]["record"], "HarperDB 3 publishes the fields given, not the merged record")
         self.assertLess(float(lines[0]["cursor"]), float(lines[1]["cursor"]))
 
     def test_delete_has_no_record(self) -> None:
