@@ -72,9 +72,10 @@ def ensure_installed(timeout: float = 900) -> float:
     return time.monotonic() - t0
 
 
-def _marked_pids(value: str) -> list[int]:
-    """PIDs whose environment has MARKER=value: every process of one instance, wherever pm2 put it."""
-    needle = f"{MARKER}={value}".encode() + b"\0"
+def _marked_pids(value: str | None = None) -> list[int]:
+    """PIDs whose environment has MARKER=value (any value when None): every process of one instance (or of
+    every instance this module started), wherever pm2 put it."""
+    needle = f"{MARKER}={value}\0".encode() if value is not None else f"{MARKER}=".encode()
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -83,9 +84,34 @@ def _marked_pids(value: str) -> list[int]:
             env = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if needle in env:
+        if (needle in env) if value is not None else (env.startswith(needle) or b"\0" + needle in env):
             pids.append(int(entry.name))
     return pids
+
+
+def _kill_leftovers() -> None:
+    """Kills what a crashed or killed test run left of its HarperDB 3 (found by MARKER, killed by PID).
+    Called with the lock held: no live instance of ours can be running then."""
+    pids = _marked_pids()
+    if pids:
+        log(f"killing {len(pids)} process(es) left by an earlier HarperDB 3 run: {pids}")
+    roots = set()
+    for pid in pids:
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            roots.update(v.split(b"=", 1)[1].decode() for v in env if v.startswith(f"{MARKER}=".encode()))
+        except OSError:
+            pass
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if pids:
+        wait_for(lambda: not _marked_pids(), 10, "the leftover HarperDB 3 processes to die")
+    for root in roots:
+        if Path(root).name.startswith("hdb3-") and os.environ.get("HDB_KEEP_ROOT") != "1":
+            shutil.rmtree(root, ignore_errors=True)
 
 
 class HarperDB3:
@@ -166,6 +192,7 @@ class HarperDB3:
         self.timings["install"] = ensure_installed()
         self._take_lock()
         try:
+            _kill_leftovers()
             self._clear_stale_files()
             t0 = time.monotonic()
             self.tmp = Path(tempfile.mkdtemp(prefix="hdb3-"))
