@@ -115,7 +115,9 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _session_pids(sid: int) -> list[int]:
-    """PIDs whose session id is sid (HarperDB's workers and helpers live in the session setsid made)."""
+    """PIDs whose session id is sid (HarperDB's workers and helpers live in the session setsid made).
+    Zombies are left out: they hold nothing, and the server itself stays one until we reap it (and an
+    orphan stays one if PID 1 never reaps)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -124,7 +126,7 @@ def _session_pids(sid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[3]) == sid:  # fields after comm: state ppid pgrp session ...
+        if int(fields[3]) == sid and fields[0] != "Z":  # fields after comm: state ppid pgrp session ...
             pids.append(int(entry.name))
     return pids
 
