@@ -18,7 +18,9 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHDB_BRIDGE_WERROR=ON
 cmake --build build -j"$jobs"
 
 phase "build-asan/ (ASan+UBSan)"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHDB_BRIDGE_SANITIZE=ON
+# No -Werror here: build/ already enforces it, and GCC 12 under -fsanitize reports false
+# -Wmaybe-uninitialized warnings inside libstdc++ (std::regex, std::function).
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHDB_BRIDGE_SANITIZE=ON -DHDB_BRIDGE_WERROR=OFF
 cmake --build build-asan -j"$jobs"
 
 passed=0
