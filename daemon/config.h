@@ -49,13 +49,35 @@ struct TableConfig {
   std::string key() const { return database + "." + table; }
 };
 
+// What a sink writes per change: the envelope line, the record's JSON alone,
+// or each upstream message exactly as received (once per message).
+enum class SinkFormat { Envelope, Record, Raw };
+// What a consumer's full queue does with one more line (docs/sinks.md).
+enum class OverflowPolicy { Disconnect, DropOldest, DropNewest };
+
 struct SinkConfig {
   std::string name;
   SinkType type = SinkType::Stdout;
-  std::string path;                // unix
+  std::string path;                // unix, fifo
   std::vector<std::string> tables; // "db.table"; empty = all tables
-  size_t queueBytes = 4u << 20;    // per consumer; above it the consumer is cut off
-  unsigned mode = 0660;            // unix socket file mode
+  std::vector<std::string> ops;    // envelope ops to pass; empty = all
+  SinkFormat format = SinkFormat::Envelope;
+  size_t queueBytes = 4u << 20;    // per consumer
+  // Unset: disconnect for unix and fifo sinks, drop_newest for stdout (whose
+  // reader cannot come back).
+  std::optional<OverflowPolicy> onOverflow;
+  unsigned mode = 0660;            // unix socket / fifo file mode
+  std::optional<uint32_t> owner;   // unix, fifo: chown the file to this uid
+  std::optional<uint32_t> group;   // ... and gid
+  size_t replay = 0;               // unix: lines a new consumer gets first
+  // unix: peers (SO_PEERCRED) allowed to stay connected; both empty = anyone
+  // the file mode lets in.
+  std::vector<uint32_t> allowUids;
+  std::vector<uint32_t> allowGids;
+
+  OverflowPolicy overflow() const {
+    return onOverflow.value_or(type == SinkType::Stdout ? OverflowPolicy::DropNewest : OverflowPolicy::Disconnect);
+  }
 };
 
 struct Config {
