@@ -1,26 +1,65 @@
-// Fan-out: routes each table's envelope lines to the sinks that want them.
-// A line is one shared, immutable string whatever the number of consumers.
+// Fan-out: routes each table's changes to the sinks that want them, in each
+// sink's format. Every variant of a change (envelope, record line, raw message
+// line) is serialized at most once and shared, as one immutable string, by
+// every sink and consumer that gets it.
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sink.h"
 
 namespace hdb {
 
+// One record change, as a source hands it over.
+struct Change {
+  std::string_view op;      // "put", "delete", ...: what `ops:` filters on
+  Line envelope;            // the envelope line; may be null when !route.wantsEnvelope()
+  std::string_view record;  // the record's JSON text; empty when the change has none (delete)
+};
+
 class Fanout {
  public:
-  // A table's precomputed list of sinks (routing is decided once, not per line).
+  Fanout() = default;
+  ~Fanout();
+  Fanout(const Fanout&) = delete;
+  Fanout& operator=(const Fanout&) = delete;
+
+  // A table's precomputed list of sinks (routing by table is decided once, not
+  // per change). Cheap to copy; valid as long as the Fanout.
   class Route {
    public:
-    void publish(const Line& line);
+    // The changes one upstream message carried, in order. `raw` is that
+    // message exactly as received: a `format: raw` sink gets it once, as one
+    // line, when it takes any of the changes. `raw` is copied only if such a
+    // sink exists and only for the duration of the call need it stay valid.
+    void publish(std::span<const Change> changes, std::string_view raw);
+    void publish(const Change& change, std::string_view raw) { publish(std::span(&change, 1), raw); }
+    // A line that is not a record change (a source's gap notice): every sink
+    // of the route gets it as it is, whatever its format and `ops:`.
+    void publishNotice(const Line& notice);
+    // Transitional, for sources not yet handing over Change: the line goes out
+    // as a notice (record and raw sinks get the envelope). Use publish(Change).
+    void publish(const Line& line) { publishNotice(line); }
+
+    // Whether any sink on the route wants envelopes / raw messages, for a
+    // source that would have to build them specially.
+    bool wantsEnvelope() const { return wantsEnvelope_; }
+    bool wantsRaw() const { return wantsRaw_; }
 
    private:
     friend class Fanout;
+    void take(Sink* sink, const Line& line);
+
     Fanout* fanout_ = nullptr;
     std::vector<Sink*> sinks_;
+    bool wantsEnvelope_ = false;
+    bool wantsRecord_ = false;
+    bool wantsRaw_ = false;
+    std::vector<char> rawTaken_;  // per sink, during publish(): it takes this message
   };
 
   void add(std::unique_ptr<Sink> sink);
@@ -32,10 +71,16 @@ class Fanout {
   void close();
   bool pending() const;
   const std::vector<std::unique_ptr<Sink>>& sinks() const { return sinks_; }
+  // One log line per sink with its counters.
+  void logStats() const;
 
  private:
   std::vector<std::unique_ptr<Sink>> sinks_;
   std::vector<Sink*> dirty_;
 };
+
+// `text` as one line: '\n' appended; CR and LF inside it (in valid JSON they
+// can only be whitespace between tokens) become spaces.
+Line oneLine(std::string_view text);
 
 }  // namespace hdb

@@ -237,7 +237,7 @@ void Hdb4Source::onMessage() {
   fields.ts = change.version;
   fields.cursor = change.localTime;
   fields.record = record;
-  route_.publish(envelope_.write(fields));
+  route_.publish(Change{op, route_.wantsEnvelope() ? envelope_.write(fields) : nullptr, record}, message_);
   ++stats_.records;
 }
 

@@ -37,7 +37,7 @@ int openStdout(bool& isSocket) {
 }  // namespace
 
 StdoutSink::StdoutSink(EventLoop& loop, const SinkConfig& config)
-    : Sink(config), loop_(loop), queue_(config.queueBytes) {
+    : Sink(config), loop_(loop), queue_(config.queueBytes, config.overflow(), config.name, &stats_.queue) {
   fd_ = openStdout(isSocket_);
   wsi_ = adoptRawFd(loop_.localVhost(), fd_, this);
   if (!wsi_) throw std::runtime_error("sink '" + config.name + "': cannot watch stdout");
@@ -50,17 +50,21 @@ StdoutSink::~StdoutSink() = default;
 
 void StdoutSink::deliver(const Line& line) {
   if (stopped_) return;
-  ++stats_.linesQueued;
-  if (queue_.push(line)) return;
-  // stdout has one reader and no way to tell it what it missed but the log.
-  ++stats_.linesDropped;
+  if (!queue_.push(line)) {
+    // on_overflow: disconnect; for stdout that means stopping for good.
+    stats_.droppedDisconnect += 1 + queue_.lines();
+    ++stats_.consumersCut;
+    queue_.clear();
+    stop("is not keeping up (its queue passed queue_bytes; on_overflow: disconnect)");
+    return;
+  }
+  // The drop policies told the reader with a gap line; tell the log too.
+  uint64_t dropped = stats_.queue.droppedNewest + stats_.queue.droppedOldest;
   uint64_t held = 0;
-  static LogLimiter limiter;
-  ++droppedSinceLog_;
-  if (limiter.allow(held)) {
-    spdlog::warn("sink '{}': stdout is not keeping up; dropped {} line(s) (queue_bytes {} full)", config_.name,
-                 droppedSinceLog_, queue_.cap());
-    droppedSinceLog_ = 0;
+  if (dropped > droppedLogged_ && dropLog_.allow(held)) {
+    spdlog::warn("sink '{}': stdout is not keeping up; {} line(s) dropped so far (queue_bytes {})", config_.name,
+                 dropped, queue_.cap());
+    droppedLogged_ = dropped;
   }
 }
 
@@ -97,9 +101,9 @@ void StdoutSink::write() {
 
 void StdoutSink::stop(const char* why) {
   stopped_ = true;
-  stats_.linesDropped += queue_.lines();
+  stats_.droppedReaderGone += queue_.lines();
   queue_.clear();
-  spdlog::warn("sink '{}': stdout {}; this sink stops, the others keep running", config_.name, why);
+  spdlog::warn("sink '{}': stdout {}; this sink stops", config_.name, why);
   if (wsi_) closeRawFdAsync(wsi_);
 }
 

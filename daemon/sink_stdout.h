@@ -2,10 +2,14 @@
 // description that the parent shell shares: a pipe or terminal is reopened
 // through /proc/self/fd/1 (a description of our own), a socket is written with
 // MSG_DONTWAIT, and a regular file simply takes every write.
+//
+// When its reader goes away (`hdb-bridge | head -3`) the sink stops for good;
+// the bridge exits 0 if no other sink is left (bridge.cpp, docs/sinks.md).
 #pragma once
 
 #include "event_loop.h"
 #include "line_queue.h"
+#include "logging.h"
 #include "sink.h"
 
 namespace hdb {
@@ -15,12 +19,12 @@ class StdoutSink : public Sink, private RawFdHandler {
   StdoutSink(EventLoop& loop, const SinkConfig& config);
   ~StdoutSink() override;
 
-  void deliver(const Line& line) override;
   void flush() override;
   bool pending() const override { return !stopped_ && !queue_.empty(); }
   bool stopped() const { return stopped_; }
 
  private:
+  void deliver(const Line& line) override;
   int onWritable(lws* wsi) override;
   void onClosed(lws* wsi) override;
   void write();
@@ -33,7 +37,8 @@ class StdoutSink : public Sink, private RawFdHandler {
   lws* wsi_ = nullptr;
   bool awaitingWritable_ = false;
   bool stopped_ = false;
-  uint64_t droppedSinceLog_ = 0;
+  uint64_t droppedLogged_ = 0;
+  LogLimiter dropLog_;
 };
 
 }  // namespace hdb

@@ -1,91 +1,18 @@
 #include "sink_unix.h"
 
-#include <fcntl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
 #include "line_queue.h"
-#include "logging.h"
+#include "unix_socket.h"
 
 namespace hdb {
-
-namespace {
-
-std::string errnoText(int err) { return std::strerror(err); }
-
-sockaddr_un unixAddress(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path)
-    throw std::runtime_error(path + ": path is longer than " + std::to_string(sizeof addr.sun_path - 1) +
-                             " bytes, the limit of a Unix socket address");
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
-
-// A socket file left behind by a process that died is replaced; one that
-// something still listens on is not ours to take.
-void clearStaleSocket(const std::string& path, const sockaddr_un& addr) {
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return;
-    throw std::runtime_error(path + ": " + errnoText(errno));
-  }
-  if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path + ": exists and is not a socket; not replacing it");
-  int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (probe < 0) throw std::runtime_error("socket: " + errnoText(errno));
-  int rc = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  int err = errno;
-  ::close(probe);
-  if (rc == 0) throw std::runtime_error(path + ": another process is listening on this socket");
-  if (err != ECONNREFUSED && err != ENOENT)
-    throw std::runtime_error(path + ": cannot tell whether the socket is in use: " + errnoText(err));
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-    throw std::runtime_error(path + ": cannot remove the stale socket: " + errnoText(errno));
-  spdlog::info("{}: replaced a stale socket file", path);
-}
-
-}  // namespace
-
-int listenUnix(const std::string& path, unsigned mode) {
-  sockaddr_un addr = unixAddress(path);
-  auto parent = std::filesystem::path(path).parent_path();
-  std::error_code ec;
-  if (!parent.empty()) {
-    std::filesystem::create_directories(parent, ec);
-    if (ec) throw std::runtime_error(parent.string() + ": cannot create directory: " + ec.message());
-  }
-  clearStaleSocket(path, addr);
-
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket: " + errnoText(errno));
-  // Bind under a umask that leaves the mode to fchmod-like chmod below; no window
-  // where the socket is more open than configured.
-  mode_t old = ::umask(0777);
-  int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  int err = errno;
-  ::umask(old);
-  if (rc != 0) {
-    ::close(fd);
-    throw std::runtime_error(path + ": bind: " + errnoText(err));
-  }
-  if (::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0 || ::listen(fd, 128) != 0) {
-    err = errno;
-    ::close(fd);
-    ::unlink(path.c_str());
-    throw std::runtime_error(path + ": " + errnoText(err));
-  }
-  return fd;
-}
 
 class UnixSink::Listener : public RawFdHandler {
  public:
@@ -108,13 +35,19 @@ class UnixSink::Listener : public RawFdHandler {
 class UnixSink::Consumer : public RawFdHandler {
  public:
   Consumer(UnixSink& sink, int fd, uint64_t id, std::string peer)
-      : sink_(sink), fd_(fd), id_(id), peer_(std::move(peer)), queue_(sink.config().queueBytes) {}
+      : sink_(sink),
+        fd_(fd),
+        id_(id),
+        peer_(std::move(peer)),
+        queue_(sink.config().queueBytes, sink.config().overflow(), sink.config().name, &sink.stats_.queue) {}
 
   void attach(lws* wsi) { wsi_ = wsi; }
 
   void deliver(const Line& line) {
     if (cut_) return;
     if (queue_.push(line)) return;
+    // on_overflow: disconnect
+    sink_.stats_.droppedDisconnect += 1;
     cut("fell behind: its queue passed queue_bytes");
   }
 
@@ -132,8 +65,8 @@ class UnixSink::Consumer : public RawFdHandler {
   }
 
   int onReadable(lws*) override {
-    // Consumers have nothing to say yet; read and discard so a chatty one
-    // cannot fill our receive buffer, and notice EOF.
+    // Consumers have nothing to say; read and discard so a chatty one cannot
+    // fill our receive buffer, and notice EOF.
     char buf[4096];
     for (int i = 0; i < 16; ++i) {
       ssize_t n = ::read(fd_, buf, sizeof buf);
@@ -172,7 +105,7 @@ class UnixSink::Consumer : public RawFdHandler {
     if (cut_) return;
     cut_ = true;
     if (why) {
-      sink_.stats_.linesDropped += queue_.lines();
+      sink_.stats_.droppedDisconnect += queue_.lines();
       ++sink_.stats_.consumersCut;
       spdlog::warn("sink '{}': consumer #{} ({}) {}; disconnecting it ({} bytes, {} lines unsent)",
                    sink_.config().name, id_, peer_, why, queue_.bytes(), queue_.lines());
@@ -192,10 +125,11 @@ class UnixSink::Consumer : public RawFdHandler {
   bool cut_ = false;
 };
 
-UnixSink::UnixSink(EventLoop& loop, const SinkConfig& config) : Sink(config), loop_(loop) {
+UnixSink::UnixSink(EventLoop& loop, const SinkConfig& config)
+    : Sink(config), loop_(loop), replay_(config.replay, config.queueBytes) {
   int fd;
   try {
-    fd = listenUnix(config.path, config.mode);
+    fd = listenUnix(config.path, config.mode, config.owner, config.group);
   } catch (const std::exception& e) {
     throw std::runtime_error("sink '" + config.name + "': " + e.what());
   }
@@ -217,40 +151,58 @@ UnixSink::~UnixSink() {
 void UnixSink::accept() {
   for (;;) {
     int fd = ::accept4(listener_->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        static LogLimiter limiter;
-        uint64_t held = 0;
-        if (limiter.allow(held))
-          spdlog::warn("sink '{}': accept: {} ({} more not logged)", config_.name, std::strerror(errno), held);
-      }
-      return;
-    }
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    std::string peer = "unknown peer";
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-      peer = "pid " + std::to_string(cred.pid) + ", uid " + std::to_string(cred.uid);
-
-    uint64_t id = nextId_++;
-    auto consumer = std::make_unique<Consumer>(*this, fd, id, peer);
-    lws* wsi = adoptRawFd(loop_.localVhost(), fd, consumer.get());
-    if (!wsi) {
-      spdlog::warn("sink '{}': cannot watch consumer #{} ({}); closed", config_.name, id, peer);
+    if (fd >= 0) {
+      admit(fd);
       continue;
     }
-    consumer->attach(wsi);
-    spdlog::info("sink '{}': consumer #{} connected ({})", config_.name, id, peer);
-    Consumer* raw = consumer.get();
-    consumers_.emplace(raw, std::move(consumer));
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      uint64_t held = 0;
+      if (acceptLog_.allow(held))
+        spdlog::warn("sink '{}': accept: {} ({} more not logged)", config_.name, std::strerror(errno), held);
+    }
+    return;
   }
 }
 
-void UnixSink::remove(Consumer* consumer) { consumers_.erase(consumer); }
+void UnixSink::admit(int fd) {
+  PeerCredentials peer = peerCredentials(fd);
+  if (!peerAllowed(peer, config_.allowUids, config_.allowGids)) {
+    ++stats_.consumersRejected;
+    uint64_t held = 0;
+    if (rejectLog_.allow(held))
+      spdlog::warn("sink '{}': refused a consumer ({}): not in allow_uids/allow_gids ({} more not logged)",
+                   config_.name, peer.describe(), held);
+    ::close(fd);
+    return;
+  }
+  uint64_t id = nextId_++;
+  auto consumer = std::make_unique<Consumer>(*this, fd, id, peer.describe());
+  lws* wsi = adoptRawFd(loop_.localVhost(), fd, consumer.get());
+  if (!wsi) {
+    spdlog::warn("sink '{}': cannot watch consumer #{} ({}); closed", config_.name, id, peer.describe());
+    return;
+  }
+  consumer->attach(wsi);
+  ++stats_.consumersAccepted;
+  spdlog::info("sink '{}': consumer #{} connected ({}){}", config_.name, id, peer.describe(),
+               replay_.size() ? fmt::format("; replaying {} line(s)", replay_.size()) : std::string());
+  Consumer* raw = consumer.get();
+  consumers_.emplace(raw, std::move(consumer));
+  stats_.consumers = consumers_.size();
+  // The ring holds exactly the lines taken before this moment and the next
+  // live line goes to this consumer too: no hole, no duplicate.
+  for (const Line& line : replay_.lines()) raw->deliver(line);
+  raw->flush();
+}
+
+void UnixSink::remove(Consumer* consumer) {
+  consumers_.erase(consumer);
+  stats_.consumers = consumers_.size();
+}
 
 void UnixSink::deliver(const Line& line) {
-  ++stats_.linesQueued;
+  replay_.push(line);
   for (auto& [raw, consumer] : consumers_) raw->deliver(line);
 }
 

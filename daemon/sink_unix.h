@@ -1,6 +1,9 @@
-// Unix-domain socket sink: our own listening socket (mode, stale-file check,
-// unlink on close) adopted into the loop, and any number of consumers, each
-// with its own bounded queue so a slow one never holds up the others.
+// Unix-domain socket sink: our own listening socket (unix_socket.h) adopted
+// into the loop, and any number of consumers, each with its own bounded queue
+// and the sink's overflow policy, so a slow one never holds up the others.
+// A new consumer first gets the sink's replay ring (`replay: N`), then live
+// lines: both happen on the loop thread, so the seam has no hole and no
+// duplicate. Peers not in allow_uids/allow_gids are closed at once.
 #pragma once
 
 #include <map>
@@ -8,6 +11,8 @@
 #include <string>
 
 #include "event_loop.h"
+#include "logging.h"
+#include "replay_ring.h"
 #include "sink.h"
 
 namespace hdb {
@@ -19,7 +24,6 @@ class UnixSink : public Sink {
   UnixSink(EventLoop& loop, const SinkConfig& config);
   ~UnixSink() override;
 
-  void deliver(const Line& line) override;
   void flush() override;
   void close() override;
   bool pending() const override;
@@ -32,19 +36,19 @@ class UnixSink : public Sink {
   friend class Listener;
   friend class Consumer;
 
+  void deliver(const Line& line) override;
   void accept();
+  void admit(int fd);
   void remove(Consumer* consumer);
 
   EventLoop& loop_;
   std::unique_ptr<Listener> listener_;
   std::map<Consumer*, std::unique_ptr<Consumer>> consumers_;
+  ReplayRing replay_;
   uint64_t nextId_ = 1;
   bool unlinked_ = false;
+  LogLimiter acceptLog_;
+  LogLimiter rejectLog_;
 };
-
-// Binds a listening AF_UNIX stream socket at `path` with `mode`, creating the
-// parent directory; replaces a stale socket file, refuses a live one. Returns
-// the non-blocking fd or throws std::runtime_error.
-int listenUnix(const std::string& path, unsigned mode);
 
 }  // namespace hdb
