@@ -34,7 +34,7 @@ def on_signal(signum: int, _frame: object) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--binary", default=str(hdb.REPO / "build" / "daemon" / "hdb-bridge"))
+    ap.add_argument("--binary", default=hdb.bridge_binary())
     ap.add_argument("--config", default=str(hdb.REPO / "config" / "demo.yaml"))
     ap.add_argument("--seconds", type=float, default=0, help="stop by itself after this long (0: run until Ctrl-C)")
     args = ap.parse_args()

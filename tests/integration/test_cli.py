@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import hdb  # noqa: E402
 
-BIN = os.environ.get("HDB_BRIDGE_BIN", str(hdb.REPO / "build" / "hdb-bridge"))
+BIN = hdb.bridge_binary()
 SOURCE = Path(os.environ.get("HDB_BRIDGE_SOURCE_DIR", hdb.REPO))
 EX_CONFIG = 78
 

@@ -20,7 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import hdb  # noqa: E402
 
-BIN = os.environ.get("HDB_BRIDGE_BIN", str(hdb.REPO / "build" / "hdb-bridge"))
+BIN = hdb.bridge_binary()
 CASE_TIMEOUT = 90  # seconds; a watchdog ends the run (and, by pdeathsig, every server) past it
 HDB: hdb.HarperDB4
 

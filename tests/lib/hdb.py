@@ -29,6 +29,11 @@ INSTALL_SCRIPT = REPO / "packaging" / "scripts" / "harperdb4-install.sh"
 COMPONENT_NAME = "hdb-bridge"
 
 
+def bridge_binary() -> str:
+    """The daemon under test: $HDB_BRIDGE_BIN (ctest sets it), else the build/ tree's."""
+    return os.environ.get("HDB_BRIDGE_BIN") or str(REPO / "build" / "daemon" / "hdb-bridge")
+
+
 def _die_with_us(argv: list[str]) -> list[str]:
     """Prefixes argv so the process gets SIGKILL if the Python thread that started it dies (even by
     SIGKILL or a watchdog's _exit): no server outlives a crashed test. PID stays the same (exec)."""
@@ -555,7 +560,11 @@ class Bridge(LineCollector):
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notify.bind(str(self.tmp / "notify.sock"))
         threading.Thread(target=self._read_notify, name="sd_notify", daemon=True).start()
-        env = {**os.environ, "NOTIFY_SOCKET": str(self.tmp / "notify.sock"), **(env or {})}
+        # Checkpoints go to a state dir of this run (systemd's STATE_DIRECTORY, which a config's
+        # state_dir overrides): as root the default is /var/lib/hdb-bridge, shared and locked.
+        (self.tmp / "state").mkdir()
+        env = {**os.environ, "NOTIFY_SOCKET": str(self.tmp / "notify.sock"),
+               "STATE_DIRECTORY": str(self.tmp / "state"), **(env or {})}
         self.started = time.monotonic()
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
