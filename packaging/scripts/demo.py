@@ -7,6 +7,7 @@ foreground, a few sample inserts. Ctrl-C or SIGTERM stops everything it started,
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import time
@@ -17,6 +18,7 @@ import hdb  # noqa: E402
 
 OPS_PORT, HTTP_PORT = 9925, 9926  # config/demo.yaml points at 9926
 SOCKET = Path("/run/hdb-bridge/animals.sock")  # config/demo.yaml's unix sink
+STATE_DIR = Path("/run/hdb-bridge/demo-state")  # config/demo.yaml's state_dir
 SAMPLES = [
     {"id": 1, "name": "Harper", "type": "dog", "age": 5},
     {"id": 2, "name": "Penny", "type": "cat", "age": 3},
@@ -45,6 +47,9 @@ def main() -> int:
               f"the demo needs {OPS_PORT} and {HTTP_PORT}: stop what uses them and run it again", file=sys.stderr)
         return 1
     try:
+        # Each demo starts a fresh HarperDB: checkpoints of the last one point into a history
+        # that no longer exists.
+        shutil.rmtree(STATE_DIR, ignore_errors=True)
         SOCKET.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         print(f"demo: cannot create {SOCKET.parent} for the Unix socket sink: {e} (run as root)", file=sys.stderr)
