@@ -12,6 +12,11 @@
 
 namespace hdb {
 
+// max_message_bytes: when not given.
+inline constexpr size_t kDefaultMaxMessageBytes = size_t{16} << 20;
+inline constexpr size_t kMinMaxMessageBytes = size_t{1} << 10;
+inline constexpr size_t kMaxMaxMessageBytes = size_t{1} << 30;
+
 enum class LogLevel { Trace, Debug, Info, Warn, Error };
 enum class Protocol { HarperDB4, HarperDB3 };
 enum class SinkType { Stdout, Unix };
@@ -38,6 +43,11 @@ struct ServerConfig {
   std::string username;
   std::string password;  // resolved from password, password_file or password_env
   TlsConfig tls;
+  // A message (all frames of it) bigger than this is dropped, counted and the
+  // connection reset: no record is that big, and a peer must not make us buffer
+  // without bound. HarperDB 3 sends a whole transaction in one message: a bulk
+  // load of many records in one operation may need more.
+  size_t maxMessageBytes = kDefaultMaxMessageBytes;
 };
 
 struct TableConfig {

@@ -81,6 +81,16 @@ const Key<ServerDraft> kServerKeys[] = {
     {"password_file", false, [](Reader& r, const Value& v, ServerDraft& s) { r.string(v, s.passwordFile); }},
     {"password_env", false, [](Reader& r, const Value& v, ServerDraft& s) { r.string(v, s.passwordEnv); }},
     {"tls", false, [](Reader& r, const Value& v, ServerDraft& s) { readKeys(r, v, kTlsKeys, s.cfg.tls); }},
+    {"max_message_bytes", false,
+     [](Reader& r, const Value& v, ServerDraft& s) {
+       std::string text;
+       if (!r.string(v, text)) return;
+       auto bytes = parseSize(text);
+       if (!bytes) return r.error(v, "expected a number of bytes or a size like '64KiB' or '16MiB', found " + quote(text));
+       if (*bytes < kMinMaxMessageBytes || *bytes > kMaxMaxMessageBytes)
+         return r.error(v, "must be from 1KiB to 1GiB, found " + quote(text));
+       s.cfg.maxMessageBytes = *bytes;
+     }},
 };
 
 // Sets cfg.password from the one password key given. Messages name the key, never its value.

@@ -13,8 +13,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// HarperDB 3 publishes all records of one operation in one message: allow big ones.
-constexpr size_t kMaxMessageBytes = 64u << 20;
 // The server asks for credentials right after the handshake and answers them within
 // milliseconds; a login that takes longer than this will not complete.
 constexpr auto kLoginTimeout = 10s;
@@ -178,10 +176,13 @@ void Hdb3Source::onEstablished() {
 
 int Hdb3Source::onReceive(lws* wsi, const void* in, size_t len) {
   if (!dropMessage_) {
-    if (message_.size() + len > kMaxMessageBytes) {
+    // HarperDB 3 publishes all records of one operation in one message: the
+    // limit (max_message_bytes) must fit the biggest operation.
+    if (message_.size() + len > server_.maxMessageBytes) {
       ++stats_.malformed;
-      spdlog::error("{}: message larger than {} bytes; dropping it and resetting the connection", name_,
-                    kMaxMessageBytes);
+      ++stats_.oversized;
+      spdlog::error("{}: message larger than {} bytes (max_message_bytes); dropping it and resetting the "
+                    "connection ({} so far)", name_, server_.maxMessageBytes, stats_.oversized);
       dropMessage_ = true;
       message_.clear();
       message_.shrink_to_fit();

@@ -10,8 +10,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A frame bigger than this is not a record change: drop it and reset the connection.
-constexpr size_t kMaxMessageBytes = 16u << 20;
 // HarperDB answers every upgrade with 101 and refuses afterwards with a close
 // frame (3000, 3003, 1011) within milliseconds; a connection that is still open
 // after this long counts as subscribed.
@@ -187,10 +185,12 @@ void Hdb4Source::onSettled() {
 int Hdb4Source::onReceive(lws* wsi, const void* in, size_t len) {
   if (state_ == State::Settling) onSettled();
   if (!dropMessage_) {
-    if (message_.size() + len > kMaxMessageBytes) {
+    // A message bigger than this is not a record change: drop it and reset the connection.
+    if (message_.size() + len > server_.maxMessageBytes) {
       ++stats_.malformed;
-      spdlog::error("{}: message larger than {} bytes; dropping it and resetting the connection", name_,
-                    kMaxMessageBytes);
+      ++stats_.oversized;
+      spdlog::error("{}: message larger than {} bytes (max_message_bytes); dropping it and resetting the "
+                    "connection ({} so far)", name_, server_.maxMessageBytes, stats_.oversized);
       dropMessage_ = true;
       message_.clear();
       message_.shrink_to_fit();

@@ -11,6 +11,7 @@ struct SourceStats {
   uint64_t frames = 0;     // complete messages received
   uint64_t records = 0;    // envelope lines produced
   uint64_t malformed = 0;  // messages dropped as unparseable
+  uint64_t oversized = 0;  // of those, messages over max_message_bytes (the connection was reset)
   uint64_t connects = 0;   // successful upgrades
   uint64_t drops = 0;      // connections lost or refused
 };

@@ -13,14 +13,24 @@ installed_version() {
     node -p 'require(process.argv[1]).version' "$1" 2>/dev/null || true
 }
 
-if [[ -f "$pkg" && "$(installed_version "$pkg")" == "$version" ]]; then
+installed() { [[ -f "$pkg" && "$(installed_version "$pkg")" == "$version" ]]; }
+
+if installed; then
+    echo "$prefix"
+    exit 0
+fi
+
+# One install at a time (demo.sh and test.sh may start together): wait, then look again.
+mkdir -p "$(dirname "$prefix")"
+exec 9>"$prefix.lock"
+flock -w 900 9 || { echo "harperdb4-install: $prefix.lock is held by another install" >&2; exit 1; }
+if installed; then
     echo "$prefix"
     exit 0
 fi
 
 command -v npm >/dev/null || { echo "harperdb4-install: npm not found (run packaging/scripts/deps.sh)" >&2; exit 1; }
 
-mkdir -p "$(dirname "$prefix")"
 tmp="$(mktemp -d "$prefix.tmp.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 echo "harperdb4-install: npm install harperdb@$version into $prefix" >&2

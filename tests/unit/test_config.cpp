@@ -727,3 +727,31 @@ sinks: [{name: out, type: stdout}]
        "t.yaml:2:66: tables[0].primary_key: expected a string, found a list\n"},
   });
 }
+
+TEST_CASE("config: max_message_bytes") {
+  hdb::Config c = valid(R"(
+servers:
+  a: {protocol: harperdb4, url: ws://h:1, username: u, password: p}
+  b: {protocol: harperdb3, url: wss://h:1, username: u, password: p, max_message_bytes: 64MiB}
+  c: {protocol: harperdb4, url: ws://h:1, username: u, password: p, max_message_bytes: 1024}
+tables: [{server: a, database: dev, table: animals}]
+sinks: [{name: out, type: stdout}]
+)");
+  CHECK(c.servers.at("a").maxMessageBytes == 16u << 20);
+  CHECK(c.servers.at("b").maxMessageBytes == 64u << 20);
+  CHECK(c.servers.at("c").maxMessageBytes == 1024);
+  checkCases({
+      {"max_message_bytes: a size from 1KiB to 1GiB", R"(servers:
+  a: {protocol: harperdb4, url: ws://h:1, username: u, password: p, max_message_bytes: lots}
+  b: {protocol: harperdb4, url: ws://h:1, username: u, password: p, max_message_bytes: 1023}
+  c: {protocol: harperdb4, url: ws://h:1, username: u, password: p, max_message_bytes: 2GiB}
+  d: {protocol: harperdb4, url: ws://h:1, username: u, password: p, max_message_bytes: [1]}
+tables: [{server: a, database: dev, table: animals}]
+sinks: [{name: out, type: stdout}]
+)",
+       "t.yaml:2:87: servers.a.max_message_bytes: expected a number of bytes or a size like '64KiB' or '16MiB', found 'lots'\n"
+       "t.yaml:3:87: servers.b.max_message_bytes: must be from 1KiB to 1GiB, found '1023'\n"
+       "t.yaml:4:87: servers.c.max_message_bytes: must be from 1KiB to 1GiB, found '2GiB'\n"
+       "t.yaml:5:87: servers.d.max_message_bytes: expected a string, found a list\n"},
+  });
+}
