@@ -749,9 +749,9 @@ sinks: [{name: out, type: stdout}]
 tables: [{server: a, database: dev, table: animals}]
 sinks: [{name: out, type: stdout}]
 )",
-       "t.yaml:2:87: servers.a.max_message_bytes: expected a number of bytes or a size like '64KiB' or '16MiB', found 'lots'\n"
-       "t.yaml:3:87: servers.b.max_message_bytes: must be from 1KiB to 1GiB, found '1023'\n"
-       "t.yaml:4:87: servers.c.max_message_bytes: must be from 1KiB to 1GiB, found '2GiB'\n"
-       "t.yaml:5:87: servers.d.max_message_bytes: expected a string, found a list\n"},
+       "t.yaml:2:88: servers.a.max_message_bytes: expected a number of bytes or a size like '64KiB' or '16MiB', found 'lots'\n"
+       "t.yaml:3:88: servers.b.max_message_bytes: must be from 1KiB to 1GiB, found '1023'\n"
+       "t.yaml:4:88: servers.c.max_message_bytes: must be from 1KiB to 1GiB, found '2GiB'\n"
+       "t.yaml:5:88: servers.d.max_message_bytes: expected a string, found a list\n"},
   });
 }
