@@ -10,7 +10,7 @@
 #include "hdb4_source.h"
 #include "notify.h"
 #include "sink_stdout.h"
-#include "sink_unix.h"
+#include "sinks.h"
 
 namespace hdb {
 
@@ -23,14 +23,11 @@ constexpr auto kShutdownDeadline = 1500ms;
 
 Bridge::Bridge(const Config& config)
     : config_(config),
+      stateDir_(config_.stateDir),
       loop_(std::make_unique<EventLoop>(config_, [this](int signo) { onSignal(signo); })),
-      shutdownTimer_(*loop_) {
-  for (const auto& sink : config_.sinks) {
-    switch (sink.type) {
-      case SinkType::Stdout: fanout_.add(std::make_unique<StdoutSink>(*loop_, sink)); break;
-      case SinkType::Unix: fanout_.add(std::make_unique<UnixSink>(*loop_, sink)); break;
-    }
-  }
+      shutdownTimer_(*loop_),
+      checkpointTimer_(*loop_) {
+  for (const auto& sink : config_.sinks) fanout_.add(makeSink(*loop_, sink));
   // HarperDB 3 carries all of a server's tables on one connection: one source per server.
   std::map<std::string, std::vector<Hdb3Source::Table>> hdb3Tables;
   for (const auto& table : config_.tables) {
@@ -39,8 +36,10 @@ Bridge::Bridge(const Config& config)
       hdb3Tables[server.name].push_back({&table, fanout_.routeFor(table.key())});
       continue;
     }
+    std::string label = table.key() + " on server '" + server.name + "'";
+    auto& checkpoint = checkpoints_.add(stateDir_, server.name, table.database, table.table, label);
     sources_.push_back(std::make_unique<Hdb4Source>(*loop_, server, table, fanout_.routeFor(table.key()),
-                                                    [this] { onStateChange(); }));
+                                                    checkpoint, [this] { onStateChange(); }));
   }
   for (auto& [name, tables] : hdb3Tables)
     sources_.push_back(std::make_unique<Hdb3Source>(*loop_, config_.servers.at(name), std::move(tables),
@@ -51,8 +50,10 @@ Bridge::~Bridge() {
   // Order matters: timers first, then the context (its close callbacks still
   // reach the sources and sinks), then the objects themselves.
   shutdownTimer_.cancel();
+  checkpointTimer_.cancel();
   for (auto& source : sources_) source->shutdown();
   loop_->destroyContext();
+  checkpoints_.flush();
 }
 
 int Bridge::run() {
@@ -65,9 +66,20 @@ int Bridge::run() {
                    name);
   notify::status("connecting");
   for (auto& source : sources_) source->start();
+  scheduleCheckpoint();
   loop_->run([this] { afterService(); });
+  // Everything delivered is flushed (or abandoned at the deadline): record it,
+  // so the next start continues right after it.
+  checkpoints_.flush();
   spdlog::info("hdb-bridge stopped");
   return 0;
+}
+
+void Bridge::scheduleCheckpoint() {
+  checkpointTimer_.start(config_.checkpointInterval, [this] {
+    checkpoints_.flush();
+    scheduleCheckpoint();
+  });
 }
 
 void Bridge::onSignal(int signo) {
@@ -87,6 +99,7 @@ void Bridge::beginShutdown(const char* why) {
   shuttingDown_ = true;
   spdlog::info("{} received; closing subscriptions and flushing sinks", why);
   notify::stopping();
+  checkpointTimer_.cancel();
   fanout_.close();
   for (auto& source : sources_) source->shutdown();
   shutdownTimer_.start(kShutdownDeadline, [this] {

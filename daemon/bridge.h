@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "checkpoint.h"
 #include "config.h"
 #include "event_loop.h"
 #include "fanout.h"
@@ -30,11 +31,16 @@ class Bridge {
   void beginShutdown(const char* why);
   bool drained() const;
 
+  void scheduleCheckpoint();
+
   Config config_;
+  StateDir stateDir_;  // locked for as long as the bridge runs
+  CheckpointBook checkpoints_;
   std::unique_ptr<EventLoop> loop_;
   Fanout fanout_;
   std::vector<std::unique_ptr<Source>> sources_;
   Timer shutdownTimer_;
+  Timer checkpointTimer_;
   bool ready_ = false;
   bool shuttingDown_ = false;
   bool deadlinePassed_ = false;

@@ -3,6 +3,7 @@
 // structs; the YAML key names are the user-facing contract.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -19,7 +20,7 @@ inline constexpr size_t kMaxMaxMessageBytes = size_t{1} << 30;
 
 enum class LogLevel { Trace, Debug, Info, Warn, Error };
 enum class Protocol { HarperDB4, HarperDB3 };
-enum class SinkType { Stdout, Unix };
+enum class SinkType { Stdout, Unix, Fifo };
 
 struct TlsConfig {
   bool verify = true;   // verify the server certificate (chain and host name)
@@ -40,6 +41,7 @@ struct ServerConfig {
   std::string urlText;
   Url url;
   std::string bindAddress;  // IP literal to connect from; empty: the kernel's choice
+  std::optional<Url> operationsUrl;  // http(s)://host:port of the operations API
   std::string username;
   std::string password;  // resolved from password, password_file or password_env
   TlsConfig tls;
@@ -48,14 +50,24 @@ struct ServerConfig {
   // without bound. HarperDB 3 sends a whole transaction in one message: a bulk
   // load of many records in one operation may need more.
   size_t maxMessageBytes = kDefaultMaxMessageBytes;
+  // No frame (data or pong) for this long: the connection is dead. Pings go out
+  // after half of it without traffic (HarperDB 4 never pings on its own).
+  std::chrono::milliseconds livenessTimeout{std::chrono::seconds(30)};
+  // How far back the server keeps history (HarperDB's audit log, 3 days by
+  // default): a checkpoint older than this cannot be resumed without a gap.
+  std::chrono::milliseconds historyRetention{std::chrono::hours(72)};
 };
+
+// Where a table starts when there is no checkpoint yet.
+enum class StartMode { Live, Snapshot, History };
 
 struct TableConfig {
   std::string server;
   std::string primaryKey = "id";  // harperdb3: the record field that is the key
   std::string database;
   std::string table;
-  bool snapshot = false;  // first connect sends the table's current records
+  StartMode start = StartMode::Live;  // `start:`; `snapshot: true` means StartMode::Snapshot
+  std::chrono::milliseconds history{0};  // with StartMode::History: how far back
   std::string key() const { return database + "." + table; }
 };
 
@@ -93,6 +105,11 @@ struct SinkConfig {
 struct Config {
   std::string file;
   LogLevel logLevel = LogLevel::Info;
+  // Checkpoints and the instance lock. Default: $STATE_DIRECTORY (systemd's
+  // StateDirectory=), else /var/lib/hdb-bridge for root, else
+  // $XDG_STATE_HOME/hdb-bridge (~/.local/state/hdb-bridge).
+  std::string stateDir;
+  std::chrono::milliseconds checkpointInterval{std::chrono::seconds(1)};
   std::map<std::string, ServerConfig> servers;
   std::vector<TableConfig> tables;
   std::vector<SinkConfig> sinks;

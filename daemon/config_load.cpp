@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <set>
@@ -21,6 +22,16 @@ namespace {
 
 using namespace config_detail;
 namespace fs = std::filesystem;
+
+// A duration key: "500ms", "30s", "5m", "2h", "3d", at least `min`.
+void readDuration(Reader& r, const Value& v, std::chrono::milliseconds min, std::chrono::milliseconds& out) {
+  std::string text;
+  if (!r.string(v, text)) return;
+  auto d = parseDuration(text);
+  if (!d) return r.error(v, "expected a duration like '500ms', '30s', '5m', '2h' or '3d', found " + quote(text));
+  if (*d < min) return r.error(v, "must be at least " + std::to_string(min.count()) + "ms");
+  out = *d;
+}
 
 // ---- log ----
 
@@ -91,6 +102,27 @@ const Key<ServerDraft> kServerKeys[] = {
          return r.error(v, "must be from 1KiB to 1GiB, found " + quote(text));
        s.cfg.maxMessageBytes = *bytes;
      }},
+    {"operations_url", false,
+     [](Reader& r, const Value& v, ServerDraft& s) {
+       std::string text;
+       if (!r.string(v, text)) return;
+       // parseUrl knows ws and wss; http and https differ only in their names.
+       std::string as = text.starts_with("https://") ? "wss://" + text.substr(8)
+                      : text.starts_with("http://")  ? "ws://" + text.substr(7)
+                                                     : std::string();
+       if (as.empty()) return r.error(v, "expected an http:// or https:// URL");
+       Url url;
+       if (auto why = parseUrl(as, url)) return r.error(v, *why);
+       s.cfg.operationsUrl = url;
+     }},
+    {"liveness_timeout", false,
+     [](Reader& r, const Value& v, ServerDraft& s) {
+       readDuration(r, v, std::chrono::seconds(2), s.cfg.livenessTimeout);
+     }},
+    {"history_retention", false,
+     [](Reader& r, const Value& v, ServerDraft& s) {
+       readDuration(r, v, std::chrono::minutes(1), s.cfg.historyRetention);
+     }},
 };
 
 // Sets cfg.password from the one password key given. Messages name the key, never its value.
@@ -128,13 +160,37 @@ void readName(Reader& r, const Value& v, std::string& out) {
   out = std::move(name);
 }
 
+const Choice<StartMode> kStartModes[] = {{"live", StartMode::Live}, {"snapshot", StartMode::Snapshot}};
+
+const Key<TableConfig> kHistoryKeys[] = {
+    {"history", true,
+     [](Reader& r, const Value& v, TableConfig& t) {
+       t.start = StartMode::History;
+       readDuration(r, v, std::chrono::seconds(1), t.history);
+     }},
+};
+
+// start: live | snapshot | {history: DURATION}
+void readStart(Reader& r, const Value& v, TableConfig& t) {
+  if (v.node.IsMap()) {
+    readKeys(r, v, kHistoryKeys, t);
+    return;
+  }
+  r.choice(v, "start", kStartModes, t.start);
+}
+
 const Key<TableConfig> kTableKeys[] = {
     {"server", true, [](Reader& r, const Value& v, TableConfig& t) { r.string(v, t.server); }},
     {"primary_key", false, [](Reader& r, const Value& v, TableConfig& t) { r.string(v, t.primaryKey); }},
     {"database", false, [](Reader& r, const Value& v, TableConfig& t) { readName(r, v, t.database); }},
     {"schema", false, [](Reader& r, const Value& v, TableConfig& t) { readName(r, v, t.database); }},  // HarperDB 3 word
     {"table", true, [](Reader& r, const Value& v, TableConfig& t) { readName(r, v, t.table); }},
-    {"snapshot", false, [](Reader& r, const Value& v, TableConfig& t) { r.boolean(v, t.snapshot); }},
+    {"snapshot", false,
+     [](Reader& r, const Value& v, TableConfig& t) {
+       bool snapshot = false;
+       if (r.boolean(v, snapshot) && snapshot) t.start = StartMode::Snapshot;
+     }},
+    {"start", false, readStart},
 };
 
 struct TableDraft {
@@ -142,67 +198,6 @@ struct TableDraft {
   Value item;
   Present present;
 };
-
-// ---- sinks ----
-
-const Choice<SinkType> kSinkTypes[] = {{"stdout", SinkType::Stdout}, {"unix", SinkType::Unix}};
-
-struct SinkDraft {
-  SinkConfig cfg;
-  Value item;
-  Present present;
-  bool typed = false;           // `type` was read
-  std::vector<Value> tableRefs; // the `tables:` entries, checked once all tables are known
-};
-
-constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
-
-const Key<SinkDraft> kSinkKeys[] = {
-    {"name", true, [](Reader& r, const Value& v, SinkDraft& s) { r.string(v, s.cfg.name); }},
-    {"type", true, [](Reader& r, const Value& v, SinkDraft& s) { s.typed = r.choice(v, "sink type", kSinkTypes, s.cfg.type); }},
-    {"tables", false,
-     [](Reader& r, const Value& v, SinkDraft& s) {
-       if (!r.expect(v, YAML::NodeType::Sequence, "a list of database.table names")) return;
-       if (v.node.size() == 0) return r.error(v, "list at least one table, or leave the key out for all tables");
-       r.items(v, [&](const Value& item) {
-         std::string name;
-         if (!r.string(item, name)) return;
-         size_t dot = name.find('.');
-         if (dot == 0 || dot == std::string::npos || dot + 1 == name.size() || name.find('.', dot + 1) != std::string::npos)
-           return r.error(item, "expected database.table, found " + quote(name));
-         s.cfg.tables.push_back(name);
-         s.tableRefs.push_back(item);
-       });
-     }},
-    {"path", false,
-     [](Reader& r, const Value& v, SinkDraft& s) {
-       if (!r.string(v, s.cfg.path)) return;
-       if (!s.cfg.path.starts_with('/')) return r.error(v, "must be an absolute path, found " + quote(s.cfg.path));
-       if (s.cfg.path.size() > kMaxSocketPath)
-         r.error(v, "is " + std::to_string(s.cfg.path.size()) + " bytes long; a Unix socket path has at most " +
-                        std::to_string(kMaxSocketPath));
-     }},
-    {"queue_bytes", false,
-     [](Reader& r, const Value& v, SinkDraft& s) {
-       std::string text;
-       if (!r.string(v, text)) return;
-       auto bytes = parseSize(text);
-       if (!bytes) return r.error(v, "expected a number of bytes or a size like '64KiB' or '4MiB', found " + quote(text));
-       if (*bytes == 0) return r.error(v, "must be greater than 0");
-       s.cfg.queueBytes = *bytes;
-     }},
-    {"mode", false,
-     [](Reader& r, const Value& v, SinkDraft& s) {
-       std::string text;
-       if (!r.string(v, text)) return;
-       auto mode = parseMode(text);
-       if (!mode) return r.error(v, "expected an octal mode from '0000' to '0777' like '0660', found " + quote(text));
-       s.cfg.mode = *mode;
-     }},
-};
-
-// Keys that only unix sinks take.
-const char* const kUnixOnlyKeys[] = {"path", "queue_bytes", "mode"};
 
 // ---- the whole file ----
 
@@ -241,6 +236,8 @@ void readTables(Reader& r, const Value& v, Draft& d) {
   r.items(v, [&](const Value& item) {
     TableDraft t{{}, item, {}};
     t.present = readKeys(r, item, kTableKeys, t.cfg);
+    if (t.present.count("snapshot") && t.present.count("start"))
+      r.error(t.present.at("snapshot"), "snapshot: true is another way to say start: snapshot; give only start");
     bool database = t.present.count("database"), schema = t.present.count("schema");
     if (database && schema)
       r.error(t.present.at("schema"), "schema is another name for database; give only one of them");
@@ -254,21 +251,22 @@ void readSinks(Reader& r, const Value& v, Draft& d) {
   if (!nonEmpty(r, v, YAML::NodeType::Sequence, "a list of sinks", "sink")) return;
   r.items(v, [&](const Value& item) {
     SinkDraft s;
-    s.item = item;
-    s.present = readKeys(r, item, kSinkKeys, s);
-    const Present& present = s.present;
-    if (s.typed && s.cfg.type != SinkType::Unix) {
-      for (const char* key : kUnixOnlyKeys)
-        if (present.count(key)) r.error(present.at(key), "only unix sinks take this key");
-    }
-    if (s.typed && s.cfg.type == SinkType::Unix && !present.count("path"))
-      r.error(item, "missing required key 'path' (a unix sink needs one)");
+    readSink(r, item, s);
     d.sinks.push_back(std::move(s));
   });
 }
 
 const Key<Draft> kRootKeys[] = {
     {"log", false, [](Reader& r, const Value& v, Draft& d) { readKeys(r, v, kLogKeys, d.cfg); }},
+    {"state_dir", false,
+     [](Reader& r, const Value& v, Draft& d) {
+       std::string dir;
+       if (r.string(v, dir)) d.cfg.stateDir = r.resolve(dir);
+     }},
+    {"checkpoint_interval", false,
+     [](Reader& r, const Value& v, Draft& d) {
+       readDuration(r, v, std::chrono::milliseconds(10), d.cfg.checkpointInterval);
+     }},
     {"servers", true, readServers},
     {"tables", true, readTables},
     {"sinks", true, readSinks},
@@ -301,18 +299,7 @@ void checkSinks(Reader& r, const Draft& d) {
     tablesKnown = tablesKnown && !t.cfg.database.empty() && !t.cfg.table.empty();
     tables.insert(t.cfg.key());
   }
-  std::map<std::string, std::string> names, paths;  // name or path -> the first sink that has it
-  for (size_t i = 0; i < d.sinks.size(); ++i) {
-    const SinkDraft& s = d.sinks[i];
-    if (!s.cfg.name.empty() && !names.emplace(s.cfg.name, itemPath("sinks", i)).second)
-      r.error(s.present.at("name"), "sink name " + quote(s.cfg.name) + " is already used by " + names[s.cfg.name]);
-    std::string path = fs::path(s.cfg.path).lexically_normal().string();
-    if (s.typed && s.cfg.type == SinkType::Unix && !path.empty() && !paths.emplace(path, itemPath("sinks", i)).second)
-      r.error(s.present.at("path"), "path is already used by " + paths[path]);
-    for (const Value& ref : s.tableRefs)
-      if (tablesKnown && !tables.count(ref.node.Scalar()))
-        r.error(ref, "table " + quote(ref.node.Scalar()) + " is not configured under tables");
-  }
+  checkSinks(r, d.sinks, tables, tablesKnown);
 }
 
 // The directory relative paths in the config start from, made absolute so a
@@ -323,6 +310,18 @@ fs::path baseDirOf(const std::string& file) {
   std::error_code ec;
   fs::path absolute = fs::absolute(dir, ec);
   return ec ? dir : absolute.lexically_normal();
+}
+
+// See Config::stateDir.
+std::string defaultStateDir() {
+  if (const char* systemd = std::getenv("STATE_DIRECTORY"); systemd && *systemd) {
+    std::string first(systemd);
+    return first.substr(0, first.find(':'));
+  }
+  if (::geteuid() == 0) return "/var/lib/hdb-bridge";
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg) return std::string(xdg) + "/hdb-bridge";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.local/state/hdb-bridge";
 }
 
 ConfigError errorAt(const YAML::Mark& mark, std::string path, std::string reason) {
@@ -361,6 +360,7 @@ ConfigResult parseConfig(const std::string& text, const std::string& file) {
   });
   if (!result.errors.empty()) return result;
   d.cfg.file = file;
+  if (d.cfg.stateDir.empty()) d.cfg.stateDir = defaultStateDir();
   for (TableDraft& t : d.tables) d.cfg.tables.push_back(std::move(t.cfg));
   for (SinkDraft& s : d.sinks) d.cfg.sinks.push_back(std::move(s.cfg));
   result.config = std::move(d.cfg);

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ std::optional<std::string> checkReadable(const std::string& path);
 // Value parsers (config_values.cpp): "4194304", "64KiB", "4 MiB", "1GiB"; "0660" or "660".
 std::optional<size_t> parseSize(const std::string& text);
 std::optional<unsigned> parseMode(const std::string& text);
+// "500ms", "30s", "5m", "2h", "3d" (a number and a unit, no unit = error).
+std::optional<std::chrono::milliseconds> parseDuration(const std::string& text);
 
 // Knows where errors go and where relative paths start. Each typed read
 // reports a wrong value itself and then leaves its target untouched.
@@ -124,5 +127,22 @@ Present readKeys(Reader& r, const Value& map, const Key<T> (&keys)[N], T& out) {
     if (k.required && !present.count(k.name)) r.error(map, std::string("missing required key '") + k.name + "'");
   return present;
 }
+
+// ---- sinks (config_sinks.cpp) ----
+
+struct SinkDraft {
+  SinkConfig cfg;
+  Value item;
+  Present present;
+  bool typed = false;            // `type` was read
+  std::vector<Value> tableRefs;  // the `tables:` entries, checked once all tables are known
+};
+
+// One entry of `sinks:`, with the checks that need only the entry itself.
+void readSink(Reader& r, const Value& item, SinkDraft& out);
+// Names and paths are unique, and a sink's tables are among `tables` (checked
+// only when `tablesKnown`: every configured table has its database.table).
+void checkSinks(Reader& r, const std::vector<SinkDraft>& sinks, const std::set<std::string>& tables,
+                bool tablesKnown);
 
 }  // namespace hdb::config_detail

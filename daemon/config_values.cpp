@@ -126,5 +126,21 @@ std::optional<unsigned> parseMode(const std::string& text) {
   return mode;
 }
 
+std::optional<std::chrono::milliseconds> parseDuration(const std::string& text) {
+  static const Choice<int64_t> kUnits[] = {
+      {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}};
+  size_t digits = 0;
+  int64_t value = 0;
+  for (; digits < text.size() && text[digits] >= '0' && text[digits] <= '9'; ++digits) {
+    if (value > 1'000'000'000) return std::nullopt;
+    value = value * 10 + (text[digits] - '0');
+  }
+  if (digits == 0) return std::nullopt;
+  std::string unit = text.substr(std::min(text.find_first_not_of(' ', digits), text.size()));
+  for (const auto& u : kUnits)
+    if (unit == u.name) return std::chrono::milliseconds(value * u.value);
+  return std::nullopt;
+}
+
 }  // namespace config_detail
 }  // namespace hdb

@@ -53,4 +53,18 @@ Line EnvelopeWriter::write(const EnvelopeFields& f) const {
   return line;
 }
 
+Line EnvelopeWriter::gap(std::string_view reason, std::string_view cursor, std::string_view message) const {
+  auto line = std::make_shared<std::string>(head_);
+  line->append("\"op\":\"gap\",\"reason\":");
+  appendJsonString(*line, reason);
+  if (!cursor.empty()) {
+    line->append(",\"cursor\":");
+    appendJsonString(*line, cursor);
+  }
+  line->append(",\"message\":");
+  appendJsonString(*line, message);
+  line->append("}\n");
+  return line;
+}
+
 }  // namespace hdb

@@ -33,6 +33,9 @@ class EnvelopeWriter {
 
   // Returns the line including its '\n'.
   Line write(const EnvelopeFields& fields) const;
+  // A line telling consumers that changes of this table may be missing:
+  // {"v":1,...,"op":"gap","reason":REASON,"cursor":CURSOR,"message":TEXT}
+  Line gap(std::string_view reason, std::string_view cursor, std::string_view message) const;
 
   const std::string& tableKey() const { return tableKey_; }
 

@@ -12,6 +12,7 @@
 
 #include "hdb3_source.h"
 #include "hdb4_source.h"
+#include "http_client.h"
 
 namespace hdb {
 
@@ -23,6 +24,7 @@ const lws_protocols kLocalProtocols[] = {kRawProtocol, {nullptr, nullptr, 0, 0, 
 // sent as Sec-WebSocket-Protocol.
 const lws_protocols kClientProtocols[] = {
     {kHdb4ProtocolName, Hdb4Source::lwsCallback, 0, 0, 0, nullptr, 0},
+    {kHttpProtocolName, HttpRequest::lwsCallback, 0, 0, 0, nullptr, 0},
     {kHdb3ProtocolName, Hdb3Source::lwsCallback, 0, 0, 0, nullptr, 0},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0},
 };
@@ -60,6 +62,7 @@ EventLoop::EventLoop(const Config& config, SignalHandler onSignal) {
   info.fd_limit_per_thread = 4096;
   context_ = lws_create_context(&info);
   if (!context_) throw std::runtime_error("cannot create the libwebsockets context");
+  resolver_ = std::make_unique<Resolver>(context_);
 
   lws_context_creation_info local{};
   local.vhost_name = "local";
@@ -104,6 +107,7 @@ void EventLoop::run(const std::function<void()>& afterService) {
   int n = 0;
   while (n >= 0 && !stop_) {
     n = lws_service(context_, 0);
+    resolver_->deliver();
     afterService();
   }
 }
@@ -120,6 +124,7 @@ void EventLoop::wake() {
 void EventLoop::destroyContext() {
   if (!context_) return;
   closing_ = true;
+  resolver_->detach();
   lws_context_destroy(context_);
   context_ = nullptr;
   localVhost_ = nullptr;

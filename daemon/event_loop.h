@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "raw_fd.h"
+#include "resolver.h"
 
 
 namespace hdb {
@@ -30,9 +31,11 @@ class EventLoop {
   lws_context* context() const { return context_; }
   lws_vhost* localVhost() const { return localVhost_; }
   lws_vhost* clientVhost(const std::string& server) const;
+  Resolver& resolver() { return *resolver_; }
 
-  // Services lws until stop(); `afterService` runs after every wake-up (where
-  // sinks write what the callbacks queued, in one batch per wake-up).
+  // Services lws until stop(); after every wake-up it hands finished name
+  // look-ups to their callers and runs `afterService` (where sinks write what
+  // the callbacks queued, in one batch per wake-up).
   void run(const std::function<void()>& afterService);
   void stop();
   // Wakes the loop so that run() re-checks its state.
@@ -50,6 +53,7 @@ class EventLoop {
   lws_vhost* localVhost_ = nullptr;
   std::map<std::string, lws_vhost*> clientVhosts_;
   std::unique_ptr<SignalReader> signals_;
+  std::unique_ptr<Resolver> resolver_;
   bool stop_ = false;
   bool closing_ = false;
 };

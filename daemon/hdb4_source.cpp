@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 namespace hdb {
@@ -43,16 +45,26 @@ std::string printable(std::string_view s, size_t max = 200) {
 
 std::string seconds(std::chrono::milliseconds d) { return fmt::format("{:.1f} s", double(d.count()) / 1000.0); }
 
+double nowMillis() {
+  using namespace std::chrono;
+  return double(duration_cast<microseconds>(system_clock::now().time_since_epoch()).count()) / 1000.0;
+}
+
+// Like HarperDB's localTime: milliseconds with a fraction.
+std::string formatMillis(double ms) { return fmt::format("{:.3f}", ms); }
+
 }  // namespace
 
 Hdb4Source::Hdb4Source(EventLoop& loop, const ServerConfig& server, const TableConfig& table,
-                       Fanout::Route route, std::function<void()> onStateChange)
+                       Fanout::Route route, CheckpointBook::Entry& checkpoint,
+                       std::function<void()> onStateChange)
     : loop_(loop),
       server_(server),
       table_(table),
       name_(table.key() + " on server '" + server.name + "'"),
       envelope_(server.name, table.database, table.table),
       route_(std::move(route)),
+      checkpoint_(checkpoint),
       onStateChange_(std::move(onStateChange)),
       retryTimer_(loop),
       settleTimer_(loop) {
@@ -63,20 +75,49 @@ Hdb4Source::Hdb4Source(EventLoop& loop, const ServerConfig& server, const TableC
 }
 
 Hdb4Source::~Hdb4Source() {
+  loop_.resolver().cancel(resolveTicket_);
   retryTimer_.cancel();
   settleTimer_.cancel();
   if (wsi_) lws_set_opaque_user_data(wsi_, nullptr);
 }
 
-void Hdb4Source::start() { connect(); }
+void Hdb4Source::start() {
+  if (!checkpoint_.cursor.empty()) {
+    double age = nowMillis() - std::strtod(checkpoint_.cursor.c_str(), nullptr);
+    spdlog::info("{}: resuming after checkpoint {} ({} old)", name_, checkpoint_.cursor,
+                 seconds(std::chrono::milliseconds(int64_t(age))));
+    if (age > double(server_.historyRetention.count()))
+      publishGap("history_expired",
+                 fmt::format("the checkpoint is older than the server's history ({} > history_retention {}); "
+                             "changes before what the server still has are lost",
+                             seconds(std::chrono::milliseconds(int64_t(age))), seconds(server_.historyRetention)));
+  }
+  connect();
+}
 
-std::string Hdb4Source::requestPath() const {
+std::string Hdb4Source::planConnection() {
   std::string path = server_.url.path;
   if (path.empty() || path.back() != '/') path.push_back('/');
   path += percentEncode(table_.database) + "/" + percentEncode(table_.table) + "/";
-  // Without omitCurrent the server first sends every current record.
-  if (!(table_.snapshot && !snapshotDone_)) path += "?omitCurrent=true";
-  return path;
+  snapshotConnection_ = false;
+  resumeIgnored_ = false;
+  resumeFrom_.clear();
+  connectedSince_ = formatMillis(nowMillis());
+
+  if (!checkpoint_.cursor.empty()) {
+    // Everything after the last delivered change, then live; no snapshot.
+    resumeFrom_ = checkpoint_.cursor;
+  } else if (table_.start == StartMode::History && !snapshotDone_) {
+    resumeFrom_ = formatMillis(nowMillis() - double(table_.history.count()));
+  } else if (table_.start == StartMode::Snapshot && !snapshotDone_) {
+    // Without omitCurrent the server first sends every current record.
+    snapshotConnection_ = true;
+    return path;
+  } else {
+    return path + "?omitCurrent=true";
+  }
+  resumeValue_ = std::strtod(resumeFrom_.c_str(), nullptr);
+  return path + "?startTime=" + resumeFrom_;
 }
 
 void Hdb4Source::connect() {
@@ -85,21 +126,41 @@ void Hdb4Source::connect() {
     setState(State::Stopped);
     return;
   }
-  std::string path = requestPath();
-  snapshotConnection_ = table_.snapshot && !snapshotDone_;
+  setState(State::Connecting);
+  // lws would resolve the name itself, blocking the loop; the resolver does it
+  // off the loop and calls back here.
+  resolveTicket_ = loop_.resolver().resolve(server_.url.host, [this](const std::string& address,
+                                                                    const std::string& error) {
+    resolveTicket_ = 0;
+    if (state_ != State::Connecting) return;
+    if (!error.empty()) return lost(nullptr, error);
+    open(address);
+  });
+}
+
+void Hdb4Source::open(const std::string& address) {
+  std::string path = planConnection();
   closeCode_ = 0;
   closeReason_.clear();
   message_.clear();
   dropMessage_ = false;
 
+  // lws counts a connection as alive while frames or pongs arrive; HarperDB
+  // never pings, so we do, and hang up on a connection silent for too long.
+  auto timeoutSecs = std::max<int64_t>(2, std::chrono::duration_cast<std::chrono::seconds>(server_.livenessTimeout).count());
+  retryPolicy_ = lws_retry_bo_t{};
+  retryPolicy_.secs_since_valid_ping = static_cast<uint16_t>(std::min<int64_t>(timeoutSecs / 2, 65535));
+  retryPolicy_.secs_since_valid_hangup = static_cast<uint16_t>(std::min<int64_t>(timeoutSecs, 65535));
+
   lws_client_connect_info ci{};
   ci.context = loop_.context();
   ci.vhost = loop_.clientVhost(server_.name);
-  ci.address = server_.url.host.c_str();
+  ci.address = address.c_str();
   ci.port = server_.url.port;
-  ci.host = ci.address;
-  ci.origin = ci.address;
+  ci.host = server_.url.host.c_str();  // Host header, SNI and the certificate's name
+  ci.origin = ci.host;
   ci.path = path.c_str();
+  ci.retry_and_idle_policy = &retryPolicy_;
   ci.local_protocol_name = kHdb4ProtocolName;
   ci.opaque_user_data = this;
   if (server_.url.tls) {
@@ -108,9 +169,8 @@ void Hdb4Source::connect() {
       ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
                            LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
   }
-  spdlog::debug("{}: connecting to {}://{}:{}{}", name_, server_.url.tls ? "wss" : "ws", server_.url.host,
-                server_.url.port, path);
-  setState(State::Connecting);
+  spdlog::debug("{}: connecting to {}://{}:{}{} ({})", name_, server_.url.tls ? "wss" : "ws", server_.url.host,
+                server_.url.port, path, address);
   lws* wsi = lws_client_connect_via_info(&ci);
   // A failure may already have been reported through CLIENT_CONNECTION_ERROR.
   if (!wsi && state_ == State::Connecting) lost(nullptr, "cannot start a connection");
@@ -144,7 +204,11 @@ int Hdb4Source::onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t 
       onEstablished();
       return 0;
     case LWS_CALLBACK_CLIENT_RECEIVE:
+      lastTraffic_ = std::chrono::steady_clock::now();
       return onReceive(wsi, in, len);
+    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+      lastTraffic_ = std::chrono::steady_clock::now();
+      return 0;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
       // The only thing we ever write is the close frame set up in shutdown().
       return state_ == State::Closing ? -1 : 0;
@@ -165,6 +229,7 @@ int Hdb4Source::onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t 
 
 void Hdb4Source::onEstablished() {
   ++stats_.connects;
+  lastTraffic_ = std::chrono::steady_clock::now();
   setState(State::Settling);
   settleTimer_.start(kSettleTime, [this] { onSettled(); });
 }
@@ -174,6 +239,9 @@ void Hdb4Source::onSettled() {
   settleTimer_.cancel();
   backoff_.reset();
   snapshotDone_ = true;
+  // Nothing delivered yet: remember when this subscription started, so a drop
+  // before the first change still resumes without a hole.
+  if (checkpoint_.cursor.empty()) checkpoint_.set(connectedSince_);
   if (!lastProblem_.empty())
     spdlog::info("{}: subscribed again (last problem: {})", name_, lastProblem_);
   else
@@ -229,7 +297,21 @@ void Hdb4Source::onMessage() {
     return;
   }
   std::string_view op = change.type;
-  if (snapshotConnection_ && change.hasSize) op = "snapshot";
+  if (change.hasSize && !resumeFrom_.empty() && !resumeIgnored_ && alreadyDelivered(change.localTime)) {
+    // A replay never goes back to or before startTime; a record this old is
+    // the table's current content: the server ignored startTime.
+    resumeIgnored_ = true;
+    publishGap("resume_ignored",
+               "the server ignored startTime and sent the table's current records instead of the changes since "
+               "the checkpoint; is the table exported by the hdb-bridge component (hdb-bridge install-component)?");
+  }
+  bool snapshot = change.hasSize && (snapshotConnection_ || resumeIgnored_);
+  if (snapshot) {
+    op = "snapshot";
+  } else if (!resumeFrom_.empty() && alreadyDelivered(change.localTime)) {
+    ++stats_.duplicates;
+    return;
+  }
   std::string_view record = change.type == "delete" ? std::string_view{} : change.value;
   EnvelopeFields fields;
   fields.op = op;
@@ -239,6 +321,20 @@ void Hdb4Source::onMessage() {
   fields.record = record;
   route_.publish(Change{op, route_.wantsEnvelope() ? envelope_.write(fields) : nullptr, record}, message_);
   ++stats_.records;
+  // Snapshot records are not in localTime order: they never move the cursor.
+  if (!snapshot) checkpoint_.set(change.localTime);
+}
+
+bool Hdb4Source::alreadyDelivered(std::string_view localTime) const {
+  // Cursors are compared as the numbers they are; equal text is an equal double.
+  double value = std::strtod(std::string(localTime).c_str(), nullptr);
+  return value <= resumeValue_;
+}
+
+void Hdb4Source::publishGap(std::string_view reason, const std::string& message) {
+  ++stats_.gaps;
+  spdlog::warn("{}: gap: {}", name_, message);
+  route_.publish(envelope_.gap(reason, checkpoint_.cursor, message));
 }
 
 void Hdb4Source::onPeerClose(const void* in, size_t len) {
@@ -251,6 +347,7 @@ void Hdb4Source::onPeerClose(const void* in, size_t len) {
 
 void Hdb4Source::lost(lws* wsi, const std::string& why) {
   if (wsi) lws_set_opaque_user_data(wsi, nullptr);  // no more callbacks for this one
+  bool wasOpen = state_ == State::Settling || state_ == State::Subscribed;
   wsi_ = nullptr;
   settleTimer_.cancel();
   if (state_ == State::Closing || state_ == State::Stopped || loop_.closing()) {
@@ -265,6 +362,11 @@ void Hdb4Source::lost(lws* wsi, const std::string& why) {
   std::string detail = closeCode_ ? fmt::format("close {}{}{}", closeCode_, closeReason_.empty() ? "" : ": ",
                                                 closeReason_)
                                   : why;
+  // lws hangs up a silent connection without saying so; tell it apart by the clock.
+  auto silent = std::chrono::steady_clock::now() - lastTraffic_;
+  if (!closeCode_ && wasOpen && silent >= server_.livenessTimeout * 9 / 10)
+    detail = fmt::format("no frame or pong for {} (liveness_timeout)",
+                         seconds(std::chrono::duration_cast<std::chrono::milliseconds>(silent)));
   if (closeCode_ == 3000 || why.find("unauthorized") != std::string::npos) {
     problem = fmt::format("authentication failed as user '{}' ({})", server_.username, detail);
   } else if (closeCode_ == 3003) {

@@ -1,7 +1,10 @@
 // HarperDB 4 source: one WebSocket per configured table to
 // ws[s]://HOST:PORT/<database>/<table>/ with Basic auth. Frames are reassembled,
 // parsed (hdb4_frame), turned into envelope lines and handed to the fan-out.
-// Any drop is followed by a reconnect after a jittered, growing delay.
+// Any drop is followed by a reconnect after a jittered, growing delay, and the
+// reconnect resumes after the last delivered change (`?startTime=<cursor>`,
+// served by the project's HarperDB component), dropping anything replayed
+// twice. See docs/delivery.md.
 #pragma once
 
 #include <libwebsockets.h>
@@ -11,6 +14,7 @@
 #include <string>
 
 #include "backoff.h"
+#include "checkpoint.h"
 #include "config.h"
 #include "envelope.h"
 #include "event_loop.h"
@@ -28,8 +32,10 @@ class Hdb4Source : public Source {
   enum class State { Idle, Connecting, Settling, Subscribed, Waiting, Closing, Stopped };
 
   // `onStateChange` runs whenever subscribed() or stopped() may have changed.
+  // `checkpoint` holds the table's last delivered cursor (loaded from the
+  // state dir; updated here on every change).
   Hdb4Source(EventLoop& loop, const ServerConfig& server, const TableConfig& table, Fanout::Route route,
-             std::function<void()> onStateChange);
+             CheckpointBook::Entry& checkpoint, std::function<void()> onStateChange);
   ~Hdb4Source() override;
   Hdb4Source(const Hdb4Source&) = delete;
   Hdb4Source& operator=(const Hdb4Source&) = delete;
@@ -47,6 +53,7 @@ class Hdb4Source : public Source {
  private:
   int onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
   void connect();
+  void open(const std::string& address);
   void onEstablished();
   void onSettled();
   int onReceive(lws* wsi, const void* in, size_t len);
@@ -54,7 +61,10 @@ class Hdb4Source : public Source {
   void onPeerClose(const void* in, size_t len);
   void lost(lws* wsi, const std::string& why);
   void setState(State s);
-  std::string requestPath() const;
+  // Decides what this connection asks for: resume, snapshot or live.
+  std::string planConnection();
+  void publishGap(std::string_view reason, const std::string& message);
+  bool alreadyDelivered(std::string_view localTime) const;
 
   EventLoop& loop_;
   const ServerConfig& server_;
@@ -62,6 +72,7 @@ class Hdb4Source : public Source {
   std::string name_;  // "db.table on server 'x'" for log lines
   EnvelopeWriter envelope_;
   Fanout::Route route_;
+  CheckpointBook::Entry& checkpoint_;
   std::function<void()> onStateChange_;
 
   State state_ = State::Idle;
@@ -70,13 +81,21 @@ class Hdb4Source : public Source {
   std::string message_;           // reassembly buffer, padded for simdjson
   bool dropMessage_ = false;      // the current message is oversized: skip it
   Hdb4FrameParser parser_;
-  bool snapshotDone_ = false;     // a subscription has been established once
+  bool snapshotDone_ = false;     // the first-run snapshot has been asked for
   bool snapshotConnection_ = false;
+  // Resuming: changes at or before this cursor were delivered already.
+  std::string resumeFrom_;
+  double resumeValue_ = 0;
+  bool resumeIgnored_ = false;    // the server answered startTime with a snapshot
+  std::string connectedSince_;
+  std::chrono::steady_clock::time_point lastTraffic_{};    // wall clock (ms) when this connection was started
+  uint64_t resolveTicket_ = 0;
 
   int closeCode_ = 0;             // from the server's close frame, if any
   std::string closeReason_;
   std::string lastProblem_;       // suppresses repeating the same log line
   Backoff backoff_;
+  lws_retry_bo_t retryPolicy_{};
   Timer retryTimer_;
   Timer settleTimer_;
   LogLimiter malformedLog_;

@@ -12,7 +12,9 @@
 
 #include "bridge.h"
 #include "config.h"
+#include "install_component.h"
 #include "logging.h"
+#include "tail.h"
 
 namespace {
 
@@ -21,6 +23,8 @@ constexpr const char* kDefaultConfig = "/etc/hdb-bridge/hdb-bridge.yaml";
 void printUsage(FILE* to) {
   std::fprintf(to,
                "Usage: hdb-bridge [--config FILE] [--check-config]\n"
+               "       hdb-bridge tail SOCKET [--ops OP,...] [--pretty]\n"
+               "       hdb-bridge install-component [--config FILE] [--server NAME]\n"
                "       hdb-bridge --version | --help\n"
                "\n"
                "Subscribes to HarperDB tables and writes every change as one JSON line\n"
@@ -30,6 +34,10 @@ void printUsage(FILE* to) {
                "      --check-config  validate the config, print every error, and exit\n"
                "                      (0 when valid, 78 when not)\n"
                "  -V, --version       print the version and exit\n"
+               "\n"
+               "install-component deploys hdb-bridge's HarperDB 4 component to a running\n"
+               "server through its operations API (operations_url, default port 9925), so\n"
+               "its tables can be subscribed to and resumed after a disconnect.\n"
                "  -h, --help          print this help and exit\n"
                "\n"
                "Signals: SIGTERM/SIGINT close the subscriptions, flush the sinks, exit 0.\n",
@@ -39,11 +47,18 @@ void printUsage(FILE* to) {
 struct Options {
   std::string config = kDefaultConfig;
   bool checkOnly = false;
+  bool installComponent = false;
+  std::string server;  // install-component --server
 };
 
 // Returns -1 to go on, or an exit code.
 int parseArgs(int argc, char** argv, Options& opts) {
-  for (int i = 1; i < argc; ++i) {
+  int first = 1;
+  if (argc > 1 && std::string_view(argv[1]) == "install-component") {
+    opts.installComponent = true;
+    first = 2;
+  }
+  for (int i = first; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "-h" || arg == "--help") {
       printUsage(stdout);
@@ -53,8 +68,14 @@ int parseArgs(int argc, char** argv, Options& opts) {
       std::printf("hdb-bridge %s\n", HDB_BRIDGE_VERSION);
       return 0;
     }
-    if (arg == "--check-config") {
+    if (arg == "--check-config" && !opts.installComponent) {
       opts.checkOnly = true;
+    } else if (arg == "--server" && opts.installComponent) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "hdb-bridge: --server needs a server name\n");
+        return EX_USAGE;
+      }
+      opts.server = argv[++i];
     } else if (arg == "-c" || arg == "--config") {
       if (i + 1 >= argc) {
         std::fprintf(stderr, "hdb-bridge: %s needs a file name\n", argv[i]);
@@ -75,6 +96,9 @@ int parseArgs(int argc, char** argv, Options& opts) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A client of a unix sink, not the daemon: none of the set-up below.
+  if (argc > 1 && std::string_view(argv[1]) == "tail") return hdb::runTail(argc - 1, argv + 1);
+
   Options opts;
   if (int rc = parseArgs(argc, argv, opts); rc >= 0) return rc;
 
@@ -99,6 +123,7 @@ int main(int argc, char** argv) {
     std::printf("%s: OK\n", opts.config.c_str());
     return 0;
   }
+  if (opts.installComponent) return hdb::installComponent(*result.config, opts.server);
 
   hdb::setupLogging(result.config->logLevel);
   try {

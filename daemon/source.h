@@ -14,6 +14,8 @@ struct SourceStats {
   uint64_t oversized = 0;  // of those, messages over max_message_bytes (the connection was reset)
   uint64_t connects = 0;   // successful upgrades
   uint64_t drops = 0;      // connections lost or refused
+  uint64_t duplicates = 0; // replayed changes dropped as already delivered
+  uint64_t gaps = 0;       // times changes may have been missed (gap lines)
 };
 
 class Source {

@@ -99,7 +99,7 @@ sinks: [{name: out, type: stdout}]
   REQUIRE(c.tables.size() == 1);
   CHECK(c.tables[0].server == "local");
   CHECK(c.tables[0].key() == "dev.animals");
-  CHECK_FALSE(c.tables[0].snapshot);
+  CHECK(c.tables[0].start == hdb::StartMode::Live);
   REQUIRE(c.sinks.size() == 1);
   CHECK(c.sinks[0].name == "out");
   CHECK(c.sinks[0].type == hdb::SinkType::Stdout);
@@ -147,9 +147,9 @@ sinks:
   CHECK_FALSE(remote.tls.verify);
   CHECK(remote.tls.caFile == ca);  // relative to the config file's directory
   REQUIRE(c.tables.size() == 2);
-  CHECK(c.tables[0].snapshot);
+  CHECK(c.tables[0].start == hdb::StartMode::Snapshot);
   CHECK(c.tables[1].key() == "prod.orders");
-  CHECK_FALSE(c.tables[1].snapshot);
+  CHECK(c.tables[1].start == hdb::StartMode::Live);
   REQUIRE(c.sinks.size() == 3);
   CHECK(c.sinks[0].tables == std::vector<std::string>{"prod.orders"});
   CHECK(c.sinks[1].type == hdb::SinkType::Unix);
@@ -402,9 +402,9 @@ sinks: [{name: out, type: stdout}]
        "t.yaml:2:50: tables[0].table: must not contain '.' or '/': 'a/b'\n"},
       {"unknown sink type", R"(servers: {local: {protocol: harperdb4, url: ws://h:1, username: u, password: p}}
 tables: [{server: local, database: dev, table: animals}]
-sinks: [{name: out, type: fifo}]
+sinks: [{name: out, type: pipe}]
 )",
-       "t.yaml:3:27: sinks[0].type: unknown sink type 'fifo'; expected stdout or unix\n"},
+       "t.yaml:3:27: sinks[0].type: unknown sink type 'pipe'; expected stdout, unix or fifo\n"},
       {"unix sink paths", R"(servers: {local: {protocol: harperdb4, url: ws://h:1, username: u, password: p}}
 tables: [{server: local, database: dev, table: animals}]
 sinks:
@@ -419,8 +419,8 @@ sinks:
 tables: [{server: local, database: dev, table: animals}]
 sinks: [{name: out, type: stdout, path: /run/x.sock, mode: "0600"}]
 )",
-       "t.yaml:3:41: sinks[0].path: only unix sinks take this key\n"
-       "t.yaml:3:60: sinks[0].mode: only unix sinks take this key\n"},
+       "t.yaml:3:41: sinks[0].path: only unix and fifo sinks take this key\n"
+       "t.yaml:3:60: sinks[0].mode: only unix and fifo sinks take this key\n"},
       {"bad queue_bytes", R"(servers: {local: {protocol: harperdb4, url: ws://h:1, username: u, password: p}}
 tables: [{server: local, database: dev, table: animals}]
 sinks:

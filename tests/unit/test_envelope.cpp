@@ -39,3 +39,11 @@ TEST_CASE("HarperDB 3 envelopes carry the transaction id") {
                  "\"id\":\"a1\",\"ts\":1795692948354.5,\"cursor\":\"1795692948354.5\",\"txn\":\"2186d83c\","
                  "\"record\":{\"id\":\"a1\",\"size\":\"large\"}}\n");
 }
+
+TEST_CASE("gap lines name the table, the reason and the cursor") {
+  hdb::EnvelopeWriter w("local", "dev", "animals");
+  auto line = w.gap("history_expired", "1795693388920.1797", "the \"checkpoint\" is older than the history");
+  CHECK(*line == "{\"v\":1,\"server\":\"local\",\"database\":\"dev\",\"table\":\"animals\",\"op\":\"gap\","
+                 "\"reason\":\"history_expired\",\"cursor\":\"1795693388920.1797\","
+                 "\"message\":\"the \\\"checkpoint\\\" is older than the history\"}\n");
+}
