@@ -300,7 +300,7 @@ class Lifecycle(BridgeCase):
         bridge.wait_lines(by_id(701), 1, 10)
         m_log = len(bridge.log())
         HDB.restart()
-        print(f"\nHarperDB 3.3 restart (stop + run until a cluster login works): {HDB.timings['restart']:.1f} s",
+        print(f"\nHarperDB 3.3 restart (stop, run, until a write is published again): {HDB.timings['restart']:.1f} s",
               file=sys.stderr)
         t0 = time.monotonic()
         log = bridge.wait_log("subscribed again", 60)[m_log:]
