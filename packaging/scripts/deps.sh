@@ -7,6 +7,7 @@ packages=(
     build-essential cmake pkg-config
     libwebsockets-dev libssl-dev libsimdjson-dev libspdlog-dev libyaml-cpp-dev libsystemd-dev doctest-dev
     python3 socat curl ca-certificates
+    clang libclang-rt-14-dev valgrind
 )
 
 # HarperDB 4.7 needs Node >= 18 (Debian 12's nodejs is 18.19); keep a newer one already on PATH.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 2 (and CI through .ci/run): install what is missing, build build/ (warnings are
-# errors) and build-asan/ (ASan+UBSan), run every ctest test in both, print "N passed, N failed".
+# errors), build-asan/ (ASan+UBSan) and build-fuzz/ (libFuzzer), run every ctest test in each,
+# print "N passed, N failed".
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -52,7 +53,15 @@ run_ctest build
 run_ctest build-asan \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-phase "summary (build/ and build-asan/)"
+# libFuzzer targets (tests/fuzz): clang, its own tree, each target for a bounded run (about 4 min for
+# the build and five 40 s runs on 2 cores); the corpus kept in build-fuzz/ grows from run to run.
+phase "build-fuzz/ (clang, libFuzzer+ASan+UBSan)"
+cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHDB_BRIDGE_FUZZ=ON \
+    -DHDB_BRIDGE_WERROR=OFF -DHDB_BRIDGE_FUZZ_SECONDS="${HDB_BRIDGE_FUZZ_SECONDS:-40}"
+cmake --build build-fuzz -j"$jobs"
+run_ctest build-fuzz
+
+phase "summary (build/, build-asan/ and build-fuzz/)"
 echo "$passed passed, $failed failed"
 [[ "$failed" -eq 0 ]] || status=1
 exit "$status"
