@@ -88,7 +88,7 @@ void Hdb3Source::connect() {
   nextCid_ = 1;
   handshakeCid_ = 0;
   authenticated_ = false;
-  pingTimeout_ = kDefaultPingTimeout;
+  pingTimeout_ = std::max(kDefaultPingTimeout, server_.livenessTimeout);
   for (Channel& ch : channels_) {
     ch.subscribed = false;
     ch.subscribeCid = 0;
@@ -268,7 +268,10 @@ void Hdb3Source::onAck(const sc::Packet& p) {
     std::string error;
     if (!parser_.handshakeAck(p.data, ack, error)) return logMalformed(error);
     if (ack.pingTimeoutMs > 0) {
-      pingTimeout_ = std::clamp(std::chrono::milliseconds(ack.pingTimeoutMs), kMinPingTimeout, kMaxPingTimeout);
+      // The server pings on its own schedule (a SocketCluster client cannot ask it to), so
+      // silence shorter than its pingTimeout proves nothing: liveness_timeout can only lengthen it.
+      auto declared = std::clamp(std::chrono::milliseconds(ack.pingTimeoutMs), kMinPingTimeout, kMaxPingTimeout);
+      pingTimeout_ = std::max(declared, server_.livenessTimeout);
       checkLiveness();
     }
     spdlog::debug("{}: handshake done (socket {}, ping timeout {})", name_, printable(ack.id, 40),

@@ -64,9 +64,10 @@ class Protocol(unittest.TestCase):
         self.addCleanup(fake.close)
         return fake
 
-    def bridge(self, fake: FakeScServer, tables: tuple[str, ...] = ("animals",), ready: bool = True) -> hdb.Bridge:
+    def bridge(self, fake: FakeScServer, tables: tuple[str, ...] = ("animals",), ready: bool = True,
+               **extra: Any) -> hdb.Bridge:
         server = {"protocol": "harperdb3", "url": fake.url, "username": "u", "password": PASSWORD,
-                  "tls": {"ca_file": str(fake.cert)}}
+                  "tls": {"ca_file": str(fake.cert)}, **extra}
         text = "\n".join(["log: {level: debug}", "servers:", f"  fake: {json.dumps(server)}", "tables:",
                           *(f"  - {{server: fake, schema: dev, table: {t}}}" for t in tables),
                           "sinks:", "  - {name: out, type: stdout}"]) + "\n"
@@ -124,12 +125,13 @@ class Protocol(unittest.TestCase):
             serve_forever(c)
 
         fake = self.server(silent)
-        bridge = self.bridge(fake)
+        # The larger of the server's pingTimeout and liveness_timeout (default 30 s) applies.
+        bridge = self.bridge(fake, liveness_timeout="2s")
         t0 = time.monotonic()
         log = bridge.wait_log("nothing received for", 6)
         elapsed = time.monotonic() - t0
-        self.assertGreater(elapsed, 1.0, log)
-        self.assertLess(elapsed, 4.0, log)
+        self.assertGreater(elapsed, 1.5, log)
+        self.assertLess(elapsed, 5.0, log)
         hdb.wait_for(lambda: len(fake.connections) >= 2, 10, "a new connection after the timeout")
         bridge.wait_log("subscribed again", 10)
         self.assertNoServerErrors(fake)
