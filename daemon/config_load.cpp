@@ -283,6 +283,11 @@ void checkTables(Reader& r, const Draft& d) {
     if (t.present.count("primary_key") && server != d.cfg.servers.end() &&
         server->second.protocol != Protocol::HarperDB3)
       r.error(t.present.at("primary_key"), "only harperdb3 tables take primary_key (HarperDB 4 sends the key itself)");
+    if (server != d.cfg.servers.end() && server->second.protocol == Protocol::HarperDB3 &&
+        t.cfg.start != StartMode::Live) {
+      const char* key = t.present.count("start") ? "start" : "snapshot";
+      r.error(t.present.at(key), "harperdb3 tables start live: the bridge has no snapshot or history for HarperDB 3");
+    }
     if (t.cfg.server.empty() || t.cfg.database.empty() || t.cfg.table.empty()) continue;
     auto [first, fresh] = seen.emplace(std::pair{t.cfg.server, t.cfg.key()}, i);
     if (!fresh)
