@@ -1,5 +1,7 @@
 #include "envelope.h"
 
+#include <algorithm>
+
 namespace hdb {
 
 void appendJsonString(std::string& out, std::string_view s) {
@@ -48,7 +50,15 @@ Line EnvelopeWriter::write(const EnvelopeFields& f) const {
   // The cursor is a number's text kept verbatim: quoting it keeps every digit.
   if (!f.cursor.empty()) line->append(",\"cursor\":\"").append(f.cursor).append("\"");
   if (!f.txn.empty()) line->append(",\"txn\":").append(f.txn);
-  if (!f.record.empty()) line->append(",\"record\":").append(f.record);
+  if (!f.record.empty()) {
+    line->append(",\"record\":");
+    size_t from = line->size();
+    line->append(f.record);
+    // A record is copied as the server wrote it, and JSON allows line breaks between its
+    // tokens (never inside a string): as spaces they cannot split the NDJSON line.
+    std::replace_if(line->begin() + static_cast<std::ptrdiff_t>(from), line->end(),
+                    [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  }
   line->append("}\n");
   return line;
 }

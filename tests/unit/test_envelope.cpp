@@ -47,3 +47,12 @@ TEST_CASE("gap lines name the table, the reason and the cursor") {
                  "\"reason\":\"history_expired\",\"cursor\":\"1795693388920.1797\","
                  "\"message\":\"the \\\"checkpoint\\\" is older than the history\"}\n");
 }
+
+// Found by fuzz_hdb3_txn: a server that pretty-prints its JSON put a line break inside the
+// envelope, and every consumer read one change as two broken lines.
+TEST_CASE("line breaks between a record's tokens become spaces") {
+  hdb::EnvelopeWriter w("old", "dev", "animals");
+  auto line = w.write({.op = "insert", .id = "1", .record = "{\"id\": 1,\n\"s\": \"a\\nb\"\r\n}"});
+  CHECK(*line == "{\"v\":1,\"server\":\"old\",\"database\":\"dev\",\"table\":\"animals\",\"op\":\"insert\","
+                 "\"id\":1,\"record\":{\"id\": 1, \"s\": \"a\\nb\"  }}\n");
+}
