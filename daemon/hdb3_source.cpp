@@ -52,7 +52,8 @@ Hdb3Source::Hdb3Source(EventLoop& loop, const ServerConfig& server, std::vector<
   for (Table& t : tables) {
     const TableConfig& tc = *t.config;
     channels_.push_back(Channel{tc.database + ":" + tc.table, tc.primaryKey,
-                                EnvelopeWriter(server.name, tc.database, tc.table), std::move(t.route)});
+                                EnvelopeWriter(server.name, tc.database, tc.table), std::move(t.route), 0, false,
+                                std::string()});
   }
 }
 
@@ -316,6 +317,18 @@ void Hdb3Source::onAllSubscribed() {
   else
     spdlog::info("{}: subscribed to {} as user '{}'", name_, names, server_.username);
   lastProblem_.clear();
+  // HarperDB 3 does not replay what was committed while we were away (the catchup
+  // RPC could; the bridge does not use it yet): tell consumers, as docs/delivery.md promises.
+  if (everSubscribed_) {
+    for (Channel& ch : channels_) {
+      ++stats_.gaps;
+      ch.route.publish(ch.envelope.gap(
+          "no_resume", ch.lastCursor,
+          "HarperDB 3: changes committed while the connection was down are not replayed"));
+    }
+    spdlog::warn("{}: gap: changes committed while the connection was down are not replayed (HarperDB 3)", name_);
+  }
+  everSubscribed_ = true;
   setState(State::Subscribed);
 }
 
@@ -338,6 +351,7 @@ void Hdb3Source::onPublish(const sc::Packet& p) {
   auto outcome = mapper_.map(pub.data, parser_.bufferEnd(), ch->primaryKey, ch->envelope, lines_, why);
   for (const Line& line : lines_) ch->route.publish(line);
   stats_.records += lines_.size();
+  if (!lines_.empty()) ch->lastCursor.assign(mapper_.lastCursor());
   switch (outcome) {
     case Hdb3TxnMapper::Outcome::Mapped:
       if (!why.empty()) {

@@ -73,6 +73,7 @@ class Hdb3Source : public Source {
     Fanout::Route route;
     int64_t subscribeCid = 0;
     bool subscribed = false;
+    std::string lastCursor;  // of the last line delivered; empty before the first
   };
 
   int onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
@@ -111,6 +112,7 @@ class Hdb3Source : public Source {
   int64_t nextCid_ = 1;
   int64_t handshakeCid_ = 0;
   bool authenticated_ = false;      // #setAuthToken seen on this connection
+  bool everSubscribed_ = false;     // a later subscription may have missed changes
   std::chrono::milliseconds pingTimeout_{0};
   std::chrono::steady_clock::time_point lastReceive_{};
 

@@ -53,6 +53,9 @@ class Hdb3TxnMapper {
   Outcome map(std::string_view data, const char* bufferEnd, std::string_view primaryKey,
               const EnvelopeWriter& writer, std::vector<Line>& out, std::string& why);
 
+  // The cursor of the last transaction map() returned Mapped for (a view into its message).
+  std::string_view lastCursor() const { return txn_.timestamp; }
+
   // The first step of map(), for tests: the transaction's parts without the lines.
   Outcome parse(std::string_view data, const char* bufferEnd, std::string_view primaryKey, Hdb3Transaction& out,
                 std::string& why);

@@ -92,7 +92,7 @@ void StdoutSink::write() {
     case WriteStatus::Drained: return;
     case WriteStatus::Blocked:
       awaitingWritable_ = true;
-      if (wsi_) lws_callback_on_writable(wsi_);
+      requestWritable(wsi_);
       return;
     case WriteStatus::Closed: stop("its reader went away"); return;
     case WriteStatus::Failed: stop(std::strerror(err)); return;

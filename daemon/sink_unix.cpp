@@ -93,7 +93,7 @@ class UnixSink::Consumer : public RawFdHandler {
       case WriteStatus::Drained: return;
       case WriteStatus::Blocked:
         awaitingWritable_ = true;
-        lws_callback_on_writable(wsi_);
+        requestWritable(wsi_);
         return;
       case WriteStatus::Closed: cut(nullptr); return;
       case WriteStatus::Failed: cut(std::strerror(err)); return;

@@ -297,7 +297,7 @@ class Lifecycle(BridgeCase):
     def test_harperdb_restart_mid_stream(self) -> None:
         bridge = self.start_bridge(config([{"table": "animals"}, {"table": "dogs"}]))
         HDB.insert("dev", "animals", [{"id": 701, "name": "before"}])
-        bridge.wait_lines(by_id(701), 1, 10)
+        [before] = bridge.wait_lines(by_id(701), 1, 10)
         m_log = len(bridge.log())
         HDB.restart()
         print(f"\nHarperDB 3.3 restart (stop, run, until a write is published again): {HDB.timings['restart']:.1f} s",
@@ -308,6 +308,10 @@ class Lifecycle(BridgeCase):
         self.assertIn("subscribed again to dev:animals, dev:dogs", log)
         self.assertNotIn("authentication failed", log)
         self.assertGreaterEqual(log.count("handshake done"), 1, "a new handshake and login")
+        gaps = bridge.wait_lines(lambda e: e.get("op") == "gap", 2, 5)
+        self.assertEqual({(g["table"], g["reason"], g.get("cursor")) for g in gaps},
+                         {("animals", "no_resume", before["cursor"]), ("dogs", "no_resume", None)},
+                         "consumers are told that changes made meanwhile are not replayed")
         m = bridge.mark()
         HDB.insert("dev", "dogs", [{"id": 702, "name": "after"}])
         HDB.insert("dev", "animals", [{"id": 703, "name": "after"}])

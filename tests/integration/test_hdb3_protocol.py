@@ -169,6 +169,9 @@ class Protocol(unittest.TestCase):
         self.assertIn("subscribed again", log)
         self.assertEqual(self.levels(log, "error"), [], "drops are warnings, not errors")
         self.assertEqual(len(fake.connections), 4)
+        gaps = [e for e in bridge.envelopes() if e.get("op") == "gap"]
+        self.assertEqual([(g["reason"], g.get("cursor")) for g in gaps], [("no_resume", None)] * 2,
+                         "each re-subscription after the first says changes may be missing")
         self.assertNoServerErrors(fake)
 
     def test_close_1000_before_the_token_is_a_refused_login(self) -> None:
