@@ -71,6 +71,14 @@ int Bridge::run() {
   // Everything delivered is flushed (or abandoned at the deadline): record it,
   // so the next start continues right after it.
   checkpoints_.flush();
+  // What each upstream did, so a run that met a hostile peer says how often.
+  for (const auto& source : sources_) {
+    const SourceStats& s = source->stats();
+    spdlog::info("{}: {} messages, {} lines; dropped: {} malformed ({} over max_message_bytes), {} duplicates; "
+                 "{} connects, {} drops, {} gaps",
+                 source->name(), s.frames, s.records, s.malformed, s.oversized, s.duplicates, s.connects, s.drops,
+                 s.gaps);
+  }
   spdlog::info("hdb-bridge stopped");
   return 0;
 }
