@@ -181,7 +181,7 @@ bool FifoSink::writeTail() {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       awaitingWritable_ = true;
-      lws_callback_on_writable(wsi_);
+      requestWritable(wsi_);
       return false;
     }
     readerGone(n < 0 ? std::strerror(errno) : "left");
@@ -202,7 +202,7 @@ void FifoSink::write() {
     case WriteStatus::Drained: return;
     case WriteStatus::Blocked:
       awaitingWritable_ = true;
-      lws_callback_on_writable(wsi_);
+      requestWritable(wsi_);
       return;
     case WriteStatus::Closed: readerGone("left"); return;
     case WriteStatus::Failed: readerGone(std::strerror(err)); return;
@@ -259,6 +259,7 @@ void FifoSink::detach() {
   lws* wsi = wsi_;
   wsi_ = nullptr;
   fd_ = -1;
+  cancelWritable();
   lws_set_opaque_user_data(wsi, nullptr);
   closeRawFdAsync(wsi);
 }
