@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -342,7 +343,11 @@ ConfigResult parseConfig(const std::string& text, const std::string& file) {
   try {
     documents = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
-    result.errors.push_back(errorAt(e.mark, "(yaml)", e.msg));
+    // yaml-cpp quotes the offending character: a control character (even a line break)
+    // from the file would end up raw in the one-line message.
+    std::string reason = e.msg;
+    std::replace_if(reason.begin(), reason.end(), [](char c) { return (c >= 0 && c < 0x20) || c == 0x7f; }, '?');
+    result.errors.push_back(errorAt(e.mark, "(yaml)", reason));
     return result;
   }
   if (documents.empty()) {
