@@ -14,14 +14,24 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 prefix="${HDB3_PREFIX:-$repo/.deps/harperdb-$hdb_version}"
 marker="$prefix/.complete"
 
-if [[ -f "$marker" && "$(cat "$marker")" == "harperdb@$hdb_version node@$node_version" ]]; then
+installed() { [[ -f "$marker" && "$(cat "$marker")" == "harperdb@$hdb_version node@$node_version" ]]; }
+
+if installed; then
+    echo "$prefix"
+    exit 0
+fi
+
+# One install at a time (two test runs of one checkout may start together): wait, then look again.
+mkdir -p "$(dirname "$prefix")"
+exec 9>"$prefix.lock"
+flock -w 900 9 || { echo "harperdb3-install: $prefix.lock is held by another install" >&2; exit 1; }
+if installed; then
     echo "$prefix"
     exit 0
 fi
 
 command -v npm >/dev/null || { echo "harperdb3-install: npm not found (run packaging/scripts/deps.sh)" >&2; exit 1; }
 
-mkdir -p "$(dirname "$prefix")"
 tmp="$(mktemp -d "$prefix.tmp.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 start=$SECONDS
