@@ -10,10 +10,13 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <set>
+#include <sstream>
 
 #include "config.h"
 #include "config_reader.h"
@@ -335,13 +338,60 @@ ConfigError errorAt(const YAML::Mark& mark, std::string path, std::string reason
   return {mark.line + 1, mark.column + 1, std::move(path), std::move(reason)};
 }
 
+// Notes where a document starts and where its first node is; ignores everything else.
+struct DocumentStart : YAML::EventHandler {
+  std::optional<YAML::Mark> mark;  // the document (its "---", if any)
+  std::optional<YAML::Mark> node;  // its root node
+  void OnDocumentStart(const YAML::Mark& m) override { mark = m; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { root(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { root(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { root(m); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    root(m);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    root(m);
+  }
+  void OnMapEnd() override {}
+  void root(const YAML::Mark& m) {
+    if (!node) node = m;
+  }
+};
+
+// The first document, and where a second one starts, if any.
+struct Documents {
+  std::optional<YAML::Node> first;
+  std::optional<YAML::Mark> second;
+};
+
+
+// Not YAML::LoadAll: in yaml-cpp 0.7 it never returns on a stray ',' at the top of a
+// document (the token is never consumed; found by fuzz_config), so documents are
+// counted by a parser that stops after two, or when a document does not move on.
+Documents loadDocuments(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStart first, second;
+  Documents documents;
+  if (!parser.HandleNextDocument(first)) return documents;
+  documents.first = YAML::Load(text);
+  if (!parser.HandleNextDocument(second)) return documents;
+  YAML::Mark at = second.node.value_or(second.mark.value_or(YAML::Mark::null_mark()));
+  if (first.mark && second.mark && first.mark->pos == second.mark->pos)
+    throw YAML::ParserException(at, "unexpected character at the top of the document");
+  documents.second = at;
+  return documents;
+}
+
 }  // namespace
 
 ConfigResult parseConfig(const std::string& text, const std::string& file) {
   ConfigResult result;
-  std::vector<YAML::Node> documents;
+  Documents documents;
   try {
-    documents = YAML::LoadAll(text);
+    documents = loadDocuments(text);
   } catch (const YAML::Exception& e) {
     // yaml-cpp quotes the offending character: a control character (even a line break)
     // from the file would end up raw in the one-line message.
@@ -350,17 +400,17 @@ ConfigResult parseConfig(const std::string& text, const std::string& file) {
     result.errors.push_back(errorAt(e.mark, "(yaml)", reason));
     return result;
   }
-  if (documents.empty()) {
+  if (!documents.first) {
     result.errors.push_back({1, 1, "(root)", "the file is empty; expected a map with servers, tables and sinks"});
     return result;
   }
-  if (documents.size() > 1)
-    result.errors.push_back(errorAt(documents[1].Mark(), "(yaml)",
+  if (documents.second)
+    result.errors.push_back(errorAt(*documents.second, "(yaml)",
                                     "a second YAML document starts here; a config is one document"));
 
   Reader r(result.errors, baseDirOf(file));
   Draft d;
-  const YAML::Node& root = documents[0];
+  const YAML::Node& root = *documents.first;
   readKeys(r, Value{root, "", root.Mark()}, kRootKeys, d);
   checkTables(r, d);
   checkSinks(r, d);

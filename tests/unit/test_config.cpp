@@ -254,6 +254,13 @@ TEST_CASE("config: YAML syntax and document shape") {
   checkCases({
       {"syntax error", "servers: [a, b\nsinks: []\n", "t.yaml:2:6: (yaml): end of sequence flow not found\n"},
       {"undefined alias", "servers: *nope\n", "t.yaml:1:10: (yaml): the referenced anchor is not defined\n"},
+      // Found by fuzz_config: yaml-cpp 0.7's LoadAll never returned on these (the daemon hung at start).
+      {"a stray comma", ",\n", "t.yaml:1:1: (yaml): unexpected character at the top of the document\n"},
+      {"a stray comma in a second document", "log: {level: info}\n---\n,\n",
+       "t.yaml:1:1: (root): missing required key 'servers'\n"
+       "t.yaml:1:1: (root): missing required key 'tables'\n"
+       "t.yaml:1:1: (root): missing required key 'sinks'\n"
+       "t.yaml:3:1: (yaml): a second YAML document starts here; a config is one document\n"},
       // Found by fuzz_config: yaml-cpp quotes the bad character, here a form feed, raw.
       {"control character in a YAML message", "a: \"\\\f\"\n", "t.yaml:1:7: (yaml): unknown escape character: ?\n"},
       {"empty file", "",
