@@ -439,7 +439,11 @@ ConfigResult loadConfig(const std::string& file) {
 
 std::string formatError(const std::string& file, const ConfigError& e) {
   if (e.line == 0) return file + ": " + e.reason;
-  return file + ":" + std::to_string(e.line) + ":" + std::to_string(e.column) + ": " + e.path + ": " + e.reason;
+  // A key path is made of the file's own keys, which may hold any character: one line, no
+  // terminal control (found by fuzz_config: a NUL in a key).
+  std::string path = e.path;
+  std::replace_if(path.begin(), path.end(), [](char c) { return (c >= 0 && c < 0x20) || c == 0x7f; }, '?');
+  return file + ":" + std::to_string(e.line) + ":" + std::to_string(e.column) + ": " + path + ": " + e.reason;
 }
 
 }  // namespace hdb

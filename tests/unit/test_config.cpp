@@ -256,6 +256,12 @@ TEST_CASE("config: YAML syntax and document shape") {
       {"undefined alias", "servers: *nope\n", "t.yaml:1:10: (yaml): the referenced anchor is not defined\n"},
       // Found by fuzz_config: yaml-cpp 0.7's LoadAll never returned on these (the daemon hung at start).
       {"a stray comma", ",\n", "t.yaml:1:1: (yaml): unexpected character at the top of the document\n"},
+      // Found by fuzz_config: a control character in a key went raw into the key path.
+      {"a control character in a key", "servers: {}\ntables: []\nsinks: []\n\"a\\x07b\\u0000\": 1\n",
+       "t.yaml:1:10: servers: at least one server is required\n"
+       "t.yaml:2:9: tables: at least one table is required\n"
+       "t.yaml:3:8: sinks: at least one sink is required\n"
+       "t.yaml:4:1: a?b?: unknown key\n"},
       {"a stray comma in a second document", "log: {level: info}\n---\n,\n",
        "t.yaml:1:1: (root): missing required key 'servers'\n"
        "t.yaml:1:1: (root): missing required key 'tables'\n"
