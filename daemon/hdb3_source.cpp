@@ -58,6 +58,7 @@ Hdb3Source::Hdb3Source(EventLoop& loop, const ServerConfig& server, std::vector<
 }
 
 Hdb3Source::~Hdb3Source() {
+  loop_.resolver().cancel(resolveTicket_);
   retryTimer_.cancel();
   stepTimer_.cancel();
   livenessTimer_.cancel();
@@ -77,6 +78,19 @@ std::string Hdb3Source::requestPath() const {
 }
 
 void Hdb3Source::connect() {
+  setState(State::Connecting);
+  // lws would resolve the name itself, blocking the loop; the resolver does it
+  // off the loop and calls back here.
+  resolveTicket_ = loop_.resolver().resolve(server_.url.host, [this](const std::string& address,
+                                                                    const std::string& error) {
+    resolveTicket_ = 0;
+    if (state_ != State::Connecting) return;
+    if (!error.empty()) return lost(nullptr, error);
+    open(address);
+  });
+}
+
+void Hdb3Source::open(const std::string& address) {
   std::string path = requestPath();
   closeCode_ = 0;
   closeReason_.clear();
@@ -98,10 +112,10 @@ void Hdb3Source::connect() {
   lws_client_connect_info ci{};
   ci.context = loop_.context();
   ci.vhost = loop_.clientVhost(server_.name);
-  ci.address = server_.url.host.c_str();
+  ci.address = address.c_str();
   ci.port = server_.url.port;
-  ci.host = ci.address;
-  ci.origin = ci.address;
+  ci.host = server_.url.host.c_str();  // Host header, SNI and the certificate's name
+  ci.origin = ci.host;
   ci.path = path.c_str();
   ci.local_protocol_name = kHdb3ProtocolName;
   ci.opaque_user_data = this;
@@ -114,9 +128,8 @@ void Hdb3Source::connect() {
       ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
                            LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
   }
-  spdlog::debug("{}: connecting to {}://{}:{}{}{}", name_, server_.url.tls ? "wss" : "ws", server_.url.host,
-                server_.url.port, path, server_.bindAddress.empty() ? "" : " from " + server_.bindAddress);
-  setState(State::Connecting);
+  spdlog::debug("{}: connecting to {}://{}:{}{} ({}{})", name_, server_.url.tls ? "wss" : "ws", server_.url.host,
+                server_.url.port, path, address, server_.bindAddress.empty() ? "" : " from " + server_.bindAddress);
   lws* wsi = lws_client_connect_via_info(&ci);
   // A failure may already have been reported through CLIENT_CONNECTION_ERROR.
   if (!wsi && state_ == State::Connecting) lost(nullptr, "cannot start a connection");
@@ -493,6 +506,8 @@ void Hdb3Source::lost(lws* wsi, const std::string& why) {
 }
 
 void Hdb3Source::shutdown() {
+  loop_.resolver().cancel(resolveTicket_);
+  resolveTicket_ = 0;
   retryTimer_.cancel();
   stepTimer_.cancel();
   livenessTimer_.cancel();

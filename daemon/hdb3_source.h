@@ -78,6 +78,7 @@ class Hdb3Source : public Source {
 
   int onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
   void connect();
+  void open(const std::string& address);
   void onEstablished();
   int onReceive(lws* wsi, const void* in, size_t len);
   int onWriteable(lws* wsi);
@@ -105,6 +106,7 @@ class Hdb3Source : public Source {
 
   State state_ = State::Idle;
   lws* wsi_ = nullptr;
+  uint64_t resolveTicket_ = 0;      // a name look-up in flight (Resolver)
   std::string message_;             // reassembly buffer, padded for simdjson
   bool dropMessage_ = false;        // the current message is oversized: skip it
   std::deque<std::string> outbox_;  // text messages with LWS_PRE bytes of head room

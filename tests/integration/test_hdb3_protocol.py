@@ -207,6 +207,21 @@ class Protocol(unittest.TestCase):
         self.assertFalse(bridge.notified("READY=1"))
         self.assertNoServerErrors(fake)
 
+    def test_a_host_name_is_resolved_off_the_loop(self) -> None:
+        def good(c: FakeConnection) -> None:
+            c.login()
+            c.accept_subscriptions(1)
+            c.send(publish("animals", "insert", 5, [{"id": "named"}]))
+            serve_forever(c)
+
+        fake = self.server(good)
+        # The certificate names 127.0.0.1 only: a name needs verify: false (or a certificate for it).
+        bridge = self.bridge(fake, url=fake.url.replace("127.0.0.1", "localhost"), tls={"verify": False})
+        [e] = bridge.wait_lines(lambda e: e.get("id") == "named", 1, 10)
+        self.assertEqual(e["op"], "insert")
+        self.assertRegex(bridge.log(), r"connecting to wss://localhost:\d+/socketcluster/ \((127\.0\.0\.1|::1)\)")
+        self.assertNoServerErrors(fake)
+
     def test_sigterm_says_goodbye_the_socketcluster_way(self) -> None:
         def stay(c: FakeConnection) -> None:
             c.login()
