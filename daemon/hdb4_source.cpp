@@ -86,11 +86,12 @@ void Hdb4Source::start() {
     double age = nowMillis() - std::strtod(checkpoint_.cursor.c_str(), nullptr);
     spdlog::info("{}: resuming after checkpoint {} ({} old)", name_, checkpoint_.cursor,
                  seconds(std::chrono::milliseconds(int64_t(age))));
+    // Published once subscribed (onSettled), not now: nothing has served the sinks yet, so no Unix
+    // consumer can be connected to receive it; by the first subscription one can.
     if (age > double(server_.historyRetention.count()))
-      publishGap("history_expired",
-                 fmt::format("the checkpoint is older than the server's history ({} > history_retention {}); "
-                             "changes before what the server still has are lost",
-                             seconds(std::chrono::milliseconds(int64_t(age))), seconds(server_.historyRetention)));
+      pendingGap_ = fmt::format("the checkpoint is older than the server's history ({} > history_retention {}); "
+                                "changes before what the server still has are lost",
+                                seconds(std::chrono::milliseconds(int64_t(age))), seconds(server_.historyRetention));
   }
   connect();
 }
@@ -242,6 +243,11 @@ void Hdb4Source::onSettled() {
   // Nothing delivered yet: remember when this subscription started, so a drop
   // before the first change still resumes without a hole.
   if (checkpoint_.cursor.empty()) checkpoint_.set(connectedSince_);
+  // Before the first replayed change (onReceive settles before handling a frame).
+  if (!pendingGap_.empty()) {
+    publishGap("history_expired", pendingGap_);
+    pendingGap_.clear();
+  }
   if (!lastProblem_.empty())
     spdlog::info("{}: subscribed again (last problem: {})", name_, lastProblem_);
   else

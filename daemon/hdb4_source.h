@@ -87,6 +87,7 @@ class Hdb4Source : public Source {
   std::string resumeFrom_;
   double resumeValue_ = 0;
   bool resumeIgnored_ = false;    // the server answered startTime with a snapshot
+  std::string pendingGap_;        // a history_expired message to publish on the first subscription
   std::string connectedSince_;
   std::chrono::steady_clock::time_point lastTraffic_{};    // wall clock (ms) when this connection was started
   uint64_t resolveTicket_ = 0;
