@@ -13,6 +13,7 @@ phase() { printf '\n=== %s (%(%H:%M:%S)T)\n' "$1" -1; }
 phase "dependencies"
 bash packaging/scripts/deps.sh
 bash packaging/scripts/harperdb4-install.sh >/dev/null
+bash packaging/scripts/harperdb3-install.sh >/dev/null
 
 phase "build/ (RelWithDebInfo, -Werror)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHDB_BRIDGE_WERROR=ON
