@@ -8,6 +8,12 @@ bridge's Unix socket collects the lines. The test asserts that every written id 
 exactly the changes delivered after its last checkpoint. Each scenario prints one line:
 written, delivered, duplicated, lost.
 
+Scenarios (issue 5): 1 HarperDB SIGKILLed and restarted; 2 restart_service http_workers; 3a/3b the connection
+cut / stalled by a proxy (liveness_timeout 4 s); 4a/4b the bridge SIGTERMed / SIGKILLed and restarted (4c/4d: the
+same with a slow consumer, a known bug, expected failures); 5 the bridge down 30 s; 6a a checkpoint older than
+history_retention (history_expired gap), 6b a plain export (resume_ignored gap) then install-component, 6c the
+state_dir lock. Scenario 6b runs a second HarperDB, started without our component.
+
 The bridge reaches HarperDB through the test's TCP proxy (tests/lib/tcp_proxy.py), which also holds a new
 bridge's first connection until the consumer is connected, so no line goes out before someone listens.
 Needs HDB_BRIDGE_BIN (ctest sets it).
@@ -328,6 +334,12 @@ class ResumeCase(unittest.TestCase):
     def feed(self, table: str, server: hdb.HarperDB4 | None = None, **kw: Any) -> Feed:
         return Feed(self, self.tmp, server or HDB, table, **kw)
 
+    def write(self, server: hdb.HarperDB4, table: str, last: int = N, **kw: Any) -> Writer:
+        """Starts a writer; a failed case stops it rather than leave it writing into the next one."""
+        writer = Writer(server, table, last, **kw).start()
+        self.addCleanup(writer.stop)
+        return writer
+
     def elapsed(self) -> str:
         return f"+{time.monotonic() - self.t0:.1f} s"
 
@@ -426,7 +438,7 @@ class Resume(ResumeCase):
     def test_1_harperdb_sigkill_and_restart(self) -> None:
         feed = self.feed("r1_hdb_kill")
         feed.start()
-        writer = Writer(HDB, feed.table).start()
+        writer = self.write(HDB, feed.table)
         writer.wait_count(1500)
         note(f"1: SIGKILL HarperDB at {writer.count()} ids ({self.elapsed()})")
         HDB.kill9()
@@ -439,7 +451,7 @@ class Resume(ResumeCase):
     def test_2_restart_http_workers(self) -> None:
         feed = self.feed("r2_workers")
         run = feed.start()
-        writer = Writer(HDB, feed.table).start()
+        writer = self.write(HDB, feed.table)
         writer.wait_count(1500)
         note(f"2: restart_service http_workers at {writer.count()} ids ({self.elapsed()})")
         HDB.op({"operation": "restart_service", "service": "http_workers"})
@@ -450,7 +462,7 @@ class Resume(ResumeCase):
     def test_3a_proxy_cuts_the_connection(self) -> None:
         feed = self.feed("r3_cut", server_options={"liveness_timeout": "4s"})
         run = feed.start()
-        writer = Writer(HDB, feed.table).start()
+        writer = self.write(HDB, feed.table)
         writer.wait_count(1200)
         note(f"3a: cut at {writer.count()} ids ({self.elapsed()})")
         self.assertEqual(feed.proxy.cut(), 1, "one connection to cut")
@@ -468,7 +480,7 @@ class Resume(ResumeCase):
         """Nothing passes and nothing closes: only the liveness timeout (4 s) can notice."""
         feed = self.feed("r3_stall", server_options={"liveness_timeout": "4s"})
         run = feed.start()
-        writer = Writer(HDB, feed.table).start()
+        writer = self.write(HDB, feed.table)
         writer.wait_count(1500)
         t_stall = time.monotonic()
         [stalled] = feed.proxy.stall()
@@ -490,7 +502,7 @@ class Resume(ResumeCase):
     def test_4a_bridge_sigterm_and_restart(self) -> None:
         feed = self.feed("r4_term")
         first = feed.start()
-        writer = Writer(HDB, feed.table).start()
+        writer = self.write(HDB, feed.table)
         writer.wait_count(2000)
         note(f"4a: SIGTERM the bridge at {writer.count()} ids ({self.elapsed()})")
         self.assertEqual(feed.stop(signal.SIGTERM), 0)
@@ -505,7 +517,7 @@ class Resume(ResumeCase):
     def test_4b_bridge_sigkill_and_restart(self) -> None:
         feed = self.feed("r4_kill")
         first = feed.start()
-        writer = Writer(HDB, feed.table).start()
+        writer = self.write(HDB, feed.table)
         writer.wait_count(2000)
         time.sleep(0.3)  # mid-interval: a checkpoint is at most 1 s old
         note(f"4b: SIGKILL the bridge at {writer.count()} ids ({self.elapsed()})")
@@ -524,7 +536,7 @@ class Resume(ResumeCase):
     def test_5_bridge_down_for_30_s(self) -> None:
         feed = self.feed("r5_down")
         feed.start()
-        writer = Writer(HDB, feed.table, 7000, rate=200.0).start()
+        writer = self.write(HDB, feed.table, 7000, rate=200.0)
         writer.wait_count(600)
         note(f"5: SIGTERM the bridge at {writer.count()} ids ({self.elapsed()})")
         self.assertEqual(feed.stop(signal.SIGTERM), 0)
@@ -542,7 +554,7 @@ class Resume(ResumeCase):
     def test_6a_checkpoint_older_than_history(self) -> None:
         """history_retention: 1m and a checkpoint two minutes old: a history_expired gap, then the replay."""
         feed = self.feed("r6_history", server_options={"history_retention": "1m"}, stdout=True)
-        writer = Writer(HDB, feed.table, rate=1000.0).start()
+        writer = self.write(HDB, feed.table, rate=1000.0)
         writer.wait_count(1000)
         old = f"{time.time() * 1000 - 120_000:.3f}"
         feed.state_dir.mkdir()
@@ -595,7 +607,7 @@ class SlowConsumerStop(ResumeCase):
     def check_stop(self, name: str, table: str, sig: int) -> None:
         feed = self.feed(table)
         run = feed.start(consumer_type=SlowConsumer)
-        writer = Writer(HDB, feed.table, rate=5000.0).start()
+        writer = self.write(HDB, feed.table, rate=5000.0)
         writer.wait_count(N)
         time.sleep(2.5)  # the checkpoint timer ran since the last change
         queued = feed.checkpoint()
@@ -667,7 +679,7 @@ class WithoutComponent(ResumeCase):
         note(f"6b: HarperDB without our component, table exported plainly ({self.elapsed()})")
 
         feed = self.feed(table, server=plain, stdout=True)
-        writer = Writer(plain, table, 6000, rate=400.0).start()
+        writer = self.write(plain, table, 6000, rate=400.0)
         writer.wait_count(500)
         time.sleep(0.2)
         checkpoint = f"{time.time() * 1000:.3f}"  # after the first records: they are "current records" now
