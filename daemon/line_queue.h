@@ -60,6 +60,11 @@ class LineQueue {
   template <class Write>
   WriteStatus writeUsing(Write&& write, int& err);
 
+  // FIFO support: each write takes whole lines, at most `bytes` of them
+  // (PIPE_BUF: the kernel writes that much to a pipe all or nothing), so the
+  // pipe never holds a partial line unless a single line is bigger. A reader
+  // that takes what is there then never leaves the next one a line's tail.
+  void atomicWrites(size_t bytes) { atomic_ = bytes; }
   // FIFO support: remember which lines the last `windowBytes` written bytes
   // (the pipe's capacity) belong to, so that a departed reader's loss is known.
   void trackWritten(size_t windowBytes) { window_ = windowBytes; }
@@ -130,6 +135,7 @@ class LineQueue {
     uint64_t end;
     uint64_t gap;  // as in Entry
   };
+  size_t atomic_ = 0;  // 0: batches as big as the iovec allows
   size_t window_ = 0;
   uint64_t written_ = 0;
   std::deque<Written> ledger_;
@@ -148,10 +154,14 @@ WriteStatus LineQueue::writeUsing(Write&& write, int& err) {
       pendingGap_ = 0;
     }
     int count = 0;
+    size_t total = 0;
     for (auto it = entries_.begin(); it != entries_.end() && count < static_cast<int>(kMaxIov); ++it, ++count) {
       size_t skip = count == 0 ? headOffset_ : 0;
+      size_t len = it->line->size() - skip;
+      if (atomic_ && count > 0 && total + len > atomic_) break;
+      total += len;
       iov[count].iov_base = const_cast<char*>(it->line->data() + skip);
-      iov[count].iov_len = it->line->size() - skip;
+      iov[count].iov_len = len;
     }
     ssize_t n = write(static_cast<const iovec*>(iov), count);
     if (n < 0) {

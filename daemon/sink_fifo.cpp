@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -129,6 +130,7 @@ void FifoSink::tryOpen() {
   // POLLOUT and POLLERR (the reader left) are all that matter.
   lws_rx_flow_control(wsi_, 0);
   queue_.trackWritten(pipeSize > 0 ? static_cast<size_t>(pipeSize) : 65536);
+  queue_.atomicWrites(PIPE_BUF);
   queue_.newReader();
   queue_.prependGap(owedGap_, "disconnect");
   owedGap_ = 0;

@@ -277,3 +277,32 @@ TEST_CASE("discard keeps the stream line-aligned: the rest of a half-written lin
   Consumer next;
   CHECK(next.drain(q) == Lines{gap(3, "disconnect"), "d*100"});
 }
+
+TEST_CASE("atomic writes (FIFO): whole lines, at most PIPE_BUF per write unless one line is bigger") {
+  LineQueue q(1 << 20, OverflowPolicy::Disconnect, "s");
+  q.atomicWrites(4096);
+  for (int i = 0; i < 100; ++i) CHECK(q.push(line('a', 300)));
+  CHECK(q.push(line('b', 5000)));
+  for (int i = 0; i < 10; ++i) CHECK(q.push(line('c', 300)));
+  std::vector<size_t> writes;
+  std::string got;
+  int err = 0;
+  auto status = q.writeUsing(
+      [&](const iovec* iov, int count) -> ssize_t {
+        size_t n = 0;
+        for (int i = 0; i < count; ++i) {
+          got.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+          n += iov[i].iov_len;
+        }
+        writes.push_back(n);
+        return static_cast<ssize_t>(n);
+      },
+      err);
+  CHECK(status == WriteStatus::Drained);
+  CHECK(got.size() == 100 * 300 + 5000 + 10 * 300);
+  for (size_t n : writes) {
+    CAPTURE(n);
+    CHECK((n <= 4096 || n == 5000));
+    CHECK(n % 300 == (n == 5000 ? 200 : 0));  // whole lines only
+  }
+}
