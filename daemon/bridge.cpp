@@ -136,6 +136,9 @@ bool Bridge::drained() const {
 
 void Bridge::afterService() {
   fanout_.flush();
+  // Only what left every queue may become the checkpoint on disk: a line still
+  // queued when the process ends is replayed after a restart, never skipped.
+  if (!fanout_.pending()) checkpoints_.drained();
   if (shuttingDown_ && drained()) {
     loop_->stop();
     return;

@@ -153,14 +153,18 @@ CheckpointBook::Entry& CheckpointBook::add(const StateDir& dir, const std::strin
   Entry& e = entries_.emplace_back();
   e.file = dir.fileFor(server, database, table);
   e.label = label;
-  if (auto cursor = readCheckpoint(e.file)) e.cursor = *cursor;
+  if (auto cursor = readCheckpoint(e.file)) e.cursor = e.written = *cursor;
   return e;
+}
+
+void CheckpointBook::drained() {
+  for (Entry& e : entries_) e.drained();
 }
 
 void CheckpointBook::flush() {
   for (Entry& e : entries_) {
     if (!e.dirty) continue;
-    std::string err = writeCheckpoint(e.file, e.cursor);
+    std::string err = writeCheckpoint(e.file, e.written);
     if (err.empty()) {
       e.dirty = false;
       continue;

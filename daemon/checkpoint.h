@@ -1,4 +1,4 @@
-// Checkpoints: the cursor of the last change handed to the sinks, one file per
+// Checkpoints: the cursor of the last change every sink wrote out, one file per
 // table under state_dir, so a restart resumes where the last run stopped.
 // Files are replaced atomically (write, fsync, rename, fsync the directory);
 // a lock on the directory keeps a second instance away.
@@ -53,10 +53,19 @@ class CheckpointBook {
   struct Entry {
     std::string file;
     std::string label;   // "db.table on server 'x'" for messages
-    std::string cursor;  // empty: nothing known yet
+    // The last change handed to the sinks: what a reconnect resumes after (the
+    // lines are still in this process). Empty: nothing known yet.
+    std::string cursor;
+    // The last change whose line every sink had written out (no queue held
+    // anything): what the file records, so a restart never resumes after a
+    // line that was still queued when the process ended.
+    std::string written;
     bool dirty = false;
-    void set(std::string_view c) {
-      cursor.assign(c);
+    void set(std::string_view c) { cursor.assign(c); }
+    // Called when no sink holds a queued line: everything handed over so far is out.
+    void drained() {
+      if (written == cursor) return;
+      written = cursor;
       dirty = true;
     }
   };
@@ -64,6 +73,8 @@ class CheckpointBook {
   // Loads the table's checkpoint (see readCheckpoint for failures).
   Entry& add(const StateDir& dir, const std::string& server, const std::string& database,
              const std::string& table, const std::string& label);
+  // Every sink has written out every line it was given.
+  void drained();
   // Writes every changed entry; a failure is logged and retried next time.
   void flush();
 
