@@ -206,6 +206,9 @@ int Hdb4Source::onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t 
       return 0;
     case LWS_CALLBACK_CLIENT_RECEIVE:
       lastTraffic_ = std::chrono::steady_clock::now();
+      // lws counts liveness from the last pong only; a frame proves it as well,
+      // so the timeout runs from the last traffic of either kind.
+      lws_validity_confirmed(wsi);
       return onReceive(wsi, in, len);
     case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
       lastTraffic_ = std::chrono::steady_clock::now();

@@ -88,8 +88,8 @@ class Hdb4Source : public Source {
   double resumeValue_ = 0;
   bool resumeIgnored_ = false;    // the server answered startTime with a snapshot
   std::string pendingGap_;        // a history_expired message to publish on the first subscription
-  std::string connectedSince_;
-  std::chrono::steady_clock::time_point lastTraffic_{};    // wall clock (ms) when this connection was started
+  std::string connectedSince_;    // wall clock (ms) when this connection was started
+  std::chrono::steady_clock::time_point lastTraffic_{};  // the last frame or pong
   uint64_t resolveTicket_ = 0;
 
   int closeCode_ = 0;             // from the server's close frame, if any
