@@ -335,7 +335,7 @@ void Hdb3Source::onAllSubscribed() {
   if (everSubscribed_) {
     for (Channel& ch : channels_) {
       ++stats_.gaps;
-      ch.route.publish(ch.envelope.gap(
+      ch.route.publishNotice(ch.envelope.gap(
           "no_resume", ch.lastCursor,
           "HarperDB 3: changes committed while the connection was down are not replayed"));
     }
@@ -362,7 +362,14 @@ void Hdb3Source::onPublish(const sc::Packet& p) {
   }
   lines_.clear();
   auto outcome = mapper_.map(pub.data, parser_.bufferEnd(), ch->primaryKey, ch->envelope, lines_, why);
-  for (const Line& line : lines_) ch->route.publish(line);
+  if (outcome == Hdb3TxnMapper::Outcome::Mapped && !lines_.empty()) {
+    // One Change per record, so sinks apply ops: and format: (raw: the message once).
+    const Hdb3Transaction& txn = mapper_.transaction();
+    changes_.clear();
+    for (size_t i = 0; i < lines_.size(); ++i)
+      changes_.push_back(Change{txn.operation, lines_[i], txn.changes[i].record});
+    ch->route.publish(changes_, message_);
+  }
   stats_.records += lines_.size();
   if (!lines_.empty()) ch->lastCursor.assign(mapper_.lastCursor());
   switch (outcome) {

@@ -122,6 +122,7 @@ class Hdb3Source : public Source {
   std::vector<sc::Packet> packets_;
   Hdb3TxnMapper mapper_;
   std::vector<Line> lines_;
+  std::vector<Change> changes_;  // lines_ as the fan-out takes them
 
   int closeCode_ = 0;               // from #disconnect or the close frame
   std::string closeReason_;

@@ -53,6 +53,8 @@ class Hdb3TxnMapper {
   Outcome map(std::string_view data, const char* bufferEnd, std::string_view primaryKey,
               const EnvelopeWriter& writer, std::vector<Line>& out, std::string& why);
 
+  // The transaction map() last returned Mapped for: its changes match map()'s lines one to one.
+  const Hdb3Transaction& transaction() const { return txn_; }
   // The cursor of the last transaction map() returned Mapped for (a view into its message).
   std::string_view lastCursor() const { return txn_.timestamp; }
 
