@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import hdb  # noqa: E402
 import hdb3  # noqa: E402
 
-BIN = os.environ.get("HDB_BRIDGE_BIN", str(hdb.REPO / "build" / "hdb-bridge"))
+BIN = hdb.bridge_binary()
 CASE_TIMEOUT = 240  # seconds; a watchdog ends the run past it (the next run kills what it left: hdb3.py)
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HDB: hdb3.HarperDB3

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import hdb  # noqa: E402
 from hdb3 import FakeConnection, FakeScServer  # noqa: E402
 
-BIN = os.environ.get("HDB_BRIDGE_BIN", str(hdb.REPO / "build" / "hdb-bridge"))
+BIN = hdb.bridge_binary()
 CASE_TIMEOUT = 60
 PASSWORD = "fake-secret-8d2e"
 

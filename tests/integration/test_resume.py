@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import hdb  # noqa: E402
 from tcp_proxy import TcpProxy  # noqa: E402
 
-BIN = os.environ.get("HDB_BRIDGE_BIN", str(hdb.REPO / "build" / "hdb-bridge"))
+BIN = hdb.bridge_binary()
 CASE_TIMEOUT = 240  # seconds; a watchdog ends the run (and, by pdeathsig, every server) past it
 DELIVERY_TIMEOUT = 90  # for the last written record to arrive once the writer is done
 N = 5000
