@@ -102,7 +102,11 @@ class Deb(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
         cls.tmp = Path(tempfile.mkdtemp(prefix="hdb-deb-test-"))
-        cls.deb = debpkg.build_deb(debpkg.build_dir(), cls.tmp / "out")
+        try:
+            cls.deb = debpkg.build_deb(debpkg.build_dir(), cls.tmp / "out")
+        except BaseException:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
 
     @classmethod
     def tearDownClass(cls) -> None:
