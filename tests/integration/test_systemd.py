@@ -203,6 +203,11 @@ class SystemdService(unittest.TestCase):
         environ = self.box.run("cat", f"/proc/{pid}/environ").stdout
         creds = [kv for kv in environ.split("\0") if kv.startswith("CREDENTIALS_DIRECTORY=")]
         self.assertEqual(creds, [f"CREDENTIALS_DIRECTORY=/run/credentials/{UNIT}"])
+        self.assertEqual(self.box.run("cat", f"/run/credentials/{UNIT}/password").stdout.strip(), self.hdb.password)
+        # The service's user could not have read the source file itself: only the credential got it there.
+        r = self.box.run("runuser", "-u", "hdb-bridge", "--", "cat", PASSWORD_FILE, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("Permission denied", r.stderr)
         # The service reads it; the config holds no password; nothing shows it.
         self.assertNotIn(self.hdb.password, (self.box.root / CONFIG.lstrip("/")).read_text())
         cmdline = self.box.run("cat", f"/proc/{pid}/cmdline").stdout.replace("\0", " ")

@@ -89,8 +89,11 @@ class Container:
         t0 = time.monotonic()
         env = {**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}
         with open(self.console_log, "wb") as console:
+            # If this test dies, nspawn gets SIGTERM and powers the container off (SIGKILL would leave
+            # the container's processes running).
+            pdeathsig = [shutil.which("setpriv") or "setpriv", "--pdeathsig", "TERM", "--"]
             self.proc = subprocess.Popen(
-                ["systemd-nspawn", "-D", str(self.root), "-M", self.name, "--register=no", "--keep-unit", "--boot",
+                [*pdeathsig, "systemd-nspawn", "-D", str(self.root), "-M", self.name, "--register=no", "--keep-unit", "--boot",
                  "--console=pipe", "--capability=CAP_BPF,CAP_NET_ADMIN", "--system-call-filter=bpf"],
                 stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True)
@@ -108,8 +111,21 @@ class Container:
     def _find_leader(self) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
             raise RuntimeError(f"systemd-nspawn exited early:\n{hdb._tail(self.console_log)}")
-        kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        return int(kids[0]) if kids else None
+        # nspawn first forks a helper that sets up the namespaces and exits; the container's PID 1 is
+        # the child that runs systemd.
+        for kid in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split():
+            try:
+                if Path(f"/proc/{kid}/comm").read_text().strip() == "systemd":
+                    return int(kid)
+            except FileNotFoundError:
+                pass
+        return None
+
+    def _find_leader_quietly(self) -> int | None:
+        try:
+            return self._find_leader()
+        except (RuntimeError, OSError):
+            return None
 
     def _booted(self) -> bool:
         r = self.run("systemctl", "is-system-running", check=False, timeout=5)
@@ -127,8 +143,13 @@ class Container:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                hdb.log(f"container {self.name} did not power off in {timeout}s; killing systemd-nspawn")
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                # Killing nspawn alone leaves the container running: its PID 1 first (which ends
+                # every process of the container's PID namespace), then nspawn.
+                hdb.log(f"container {self.name} did not power off in {timeout}s; killing it")
+                leader = self.leader or self._find_leader_quietly()
+                if leader:
+                    _kill(leader)
+                _kill(self.proc.pid)
                 self.proc.wait(10)
         self.timings["stop"] = time.monotonic() - t0
         self._clean_host()
@@ -150,6 +171,9 @@ class Container:
                         if sub.is_dir():
                             _rmdir(sub)
                     _rmdir(d)
+        if self.tmp and self.root.exists():  # nspawn's lock on the root directory, if it was killed
+            st = os.stat(self.root)
+            (Path("/run/systemd/nspawn/locks") / f"inode-{st.st_dev}:{st.st_ino}").unlink(missing_ok=True)
         propagate = Path("/run/systemd/nspawn/propagate") / self.name
         if propagate.is_dir():
             shutil.rmtree(propagate, ignore_errors=True)
@@ -181,6 +205,13 @@ class Container:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, target)
         return target
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _rmdir(d: Path) -> None:
