@@ -47,7 +47,7 @@ work="$(mktemp -d "$cache/build.XXXXXX")"
 trap 'rm -rf --one-file-system "$work"' EXIT
 include="$(IFS=,; echo "${packages[*]}")"
 echo "base-rootfs: debootstrap $suite into $work (about a minute)" >&2
-timeout 900 debootstrap --variant=minbase --include="$include" "$suite" "$work/root" "$(mirror)" >"$work/log" 2>&1 || {
+timeout 540 debootstrap --variant=minbase --include="$include" "$suite" "$work/root" "$(mirror)" >"$work/log" 2>&1 || {
     tail -20 "$work/log" >&2
     exit 1
 }

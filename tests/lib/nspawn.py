@@ -33,7 +33,7 @@ def missing_tools() -> list[str]:
     return [t for t in ("systemd-nspawn", "nsenter", "debootstrap", "zstd") if shutil.which(t) is None]
 
 
-def base_rootfs(timeout: float = 900) -> Path:
+def base_rootfs(timeout: float = 600) -> Path:
     """The cached minimal Debian 12 root (tar.zst), built on first use (~1-2.5 min)."""
     r = subprocess.run(["bash", str(BASE_ROOTFS_SCRIPT)], capture_output=True, text=True, timeout=timeout,
                        stdin=subprocess.DEVNULL)
