@@ -28,11 +28,11 @@ Bridge::Bridge(const Config& config)
       shutdownTimer_(*loop_),
       checkpointTimer_(*loop_) {
   for (const auto& sink : config_->sinks) fanout_.add(makeSink(*loop_, sink));
-  for (const auto& [key, spec] : sourcesOf(*config_)) startSource(key, spec);
+  for (const auto& [key, spec] : sourcesOf(*config_)) addSource(key, spec);
 }
 
 // Creates (does not start) the subscription for `spec`, which points into config_.
-void Bridge::startSource(const std::string& key, const SourceSpec& spec) {
+void Bridge::addSource(const std::string& key, const SourceSpec& spec) {
   const ServerConfig& server = *spec.server;
   std::unique_ptr<Source> source;
   if (server.protocol == Protocol::HarperDB3) {
@@ -55,6 +55,7 @@ Bridge::~Bridge() {
   shutdownTimer_.cancel();
   checkpointTimer_.cancel();
   for (auto& running : sources_) running.source->shutdown();
+  for (auto& running : retiring_) running.source->shutdown();
   loop_->destroyContext();
   checkpoints_.flush();
 }

@@ -38,7 +38,7 @@ class Bridge {
   void scheduleCheckpoint();
   void reload();
   void apply(const ReloadPlan& plan, std::shared_ptr<Config> next);
-  void startSource(const std::string& key, const SourceSpec& spec);
+  void addSource(const std::string& key, const SourceSpec& spec);
   void logStats(const Source& source) const;
 
   // A source with the config generation its references point into: a reload

@@ -101,7 +101,7 @@ void Bridge::apply(const ReloadPlan& plan, std::shared_ptr<Config> next) {
 
   for (const auto& [key, spec] : sourcesOf(*config_)) {
     if (!contains(plan.startSources, key)) continue;
-    startSource(key, spec);
+    addSource(key, spec);
     sources_.back().source->start();
   }
 }
