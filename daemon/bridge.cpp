@@ -44,6 +44,7 @@ Bridge::Bridge(const Config& config)
   for (auto& [name, tables] : hdb3Tables)
     sources_.push_back(std::make_unique<Hdb3Source>(*loop_, config_.servers.at(name), std::move(tables),
                                                     [this] { onStateChange(); }));
+  telemetry_ = std::make_unique<Telemetry>(*loop_, config_, sources_, fanout_.sinks());
 }
 
 Bridge::~Bridge() {
@@ -66,6 +67,7 @@ int Bridge::run() {
                    name);
   notify::status("connecting");
   for (auto& source : sources_) source->start();
+  telemetry_->start();
   scheduleCheckpoint();
   loop_->run([this] { afterService(); });
   // Everything delivered is flushed (or abandoned at the deadline): record it,
@@ -107,6 +109,7 @@ void Bridge::beginShutdown(const char* why) {
   shuttingDown_ = true;
   spdlog::info("{} received; closing subscriptions and flushing sinks", why);
   notify::stopping();
+  telemetry_->stopping();
   checkpointTimer_.cancel();
   fanout_.close();
   for (auto& source : sources_) source->shutdown();

@@ -11,6 +11,7 @@
 #include "event_loop.h"
 #include "fanout.h"
 #include "source.h"
+#include "telemetry.h"
 
 namespace hdb {
 
@@ -39,6 +40,7 @@ class Bridge {
   std::unique_ptr<EventLoop> loop_;
   Fanout fanout_;
   std::vector<std::unique_ptr<Source>> sources_;
+  std::unique_ptr<Telemetry> telemetry_;  // metrics endpoint, watchdog, STATUS=
   Timer shutdownTimer_;
   Timer checkpointTimer_;
   bool ready_ = false;

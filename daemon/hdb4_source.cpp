@@ -330,6 +330,7 @@ void Hdb4Source::onMessage() {
   fields.record = record;
   route_.publish(Change{op, route_.wantsEnvelope() ? envelope_.write(fields) : nullptr, record}, message_);
   ++stats_.records;
+  lastChange_ = std::chrono::system_clock::now();
   // Snapshot records are not in localTime order: they never move the cursor.
   if (!snapshot) checkpoint_.set(change.localTime);
 }
@@ -422,6 +423,23 @@ void Hdb4Source::shutdown() {
       setState(State::Stopped);
       return;
   }
+}
+
+const char* Hdb4Source::stateName() const {
+  switch (state_) {
+    case State::Idle: return "idle";
+    case State::Connecting: return "connecting";
+    case State::Settling: return "settling";
+    case State::Subscribed: return "subscribed";
+    case State::Waiting: return "waiting";
+    case State::Closing: return "closing";
+    case State::Stopped: return "stopped";
+  }
+  return "unknown";
+}
+
+void Hdb4Source::tableStats(std::vector<TableStats>& out) const {
+  out.push_back({&table_, subscribed(), stats_.records, lastChange_, checkpoint_.written});
 }
 
 void Hdb4Source::setState(State s) {

@@ -27,6 +27,7 @@ class UnixSink : public Sink {
   void flush() override;
   void close() override;
   bool pending() const override;
+  size_t queuedBytes() const override;
 
   size_t consumers() const { return consumers_.size(); }
 

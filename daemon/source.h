@@ -2,8 +2,13 @@
 // A source covers one or more tables; it is "subscribed" when all of them are.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include "config.h"
 
 namespace hdb {
 
@@ -18,6 +23,15 @@ struct SourceStats {
   uint64_t gaps = 0;       // times changes may have been missed (gap lines)
 };
 
+// One configured table as the metrics endpoint shows it (docs/operations.md).
+struct TableStats {
+  const TableConfig* table = nullptr;
+  bool subscribed = false;
+  uint64_t records = 0;                                  // envelope lines produced for this table
+  std::chrono::system_clock::time_point lastChange{};   // when its last change arrived; epoch: none yet
+  std::string_view checkpoint;                           // the cursor on disk (ms since the epoch); empty: none
+};
+
 class Source {
  public:
   virtual ~Source() = default;
@@ -29,6 +43,10 @@ class Source {
   virtual bool stopped() const = 0;
   virtual const std::string& name() const = 0;
   virtual const SourceStats& stats() const = 0;
+  // The connection's state as a word ("connecting", "subscribed", ...).
+  virtual const char* stateName() const = 0;
+  // Appends one entry per table this source carries.
+  virtual void tableStats(std::vector<TableStats>& out) const = 0;
 };
 
 }  // namespace hdb

@@ -16,6 +16,7 @@ class FakeSink : public hdb::Sink {
   explicit FakeSink(const hdb::SinkConfig& c) : Sink(c) {}
   void flush() override { ++flushes; }
   bool pending() const override { return false; }
+  size_t queuedBytes() const override { return 0; }
   std::vector<hdb::Line> got;
   int flushes = 0;
 
