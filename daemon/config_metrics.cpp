@@ -58,6 +58,8 @@ const Key<MetricsConfig> kMetricsKeys[] = {
          m.unixPath = text;
          return;
        }
+       if (text.find('/') != std::string::npos)
+         return r.error(v, "a Unix socket path must be absolute, found " + quote(text));
        if (auto why = parseListen(text, m)) r.error(v, *why);
      }},
     {"mode", false,
