@@ -2,6 +2,7 @@
 
 #include <cassert>
 #include <cmath>
+#include <charconv>
 #include <cstdio>
 
 namespace hdb {
@@ -59,13 +60,16 @@ std::string escapeHelp(std::string_view text) {
 std::string formatValue(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  char buf[32];
-  // Whole numbers below 2^53 print exactly, without an exponent.
-  if (value == std::floor(value) && std::fabs(value) < 9007199254740992.0)
+  char buf[64];
+  // Whole numbers below 2^53 print exactly, without an exponent; anything else
+  // in the shortest form that reads back as the same double (a Unix time keeps
+  // its milliseconds).
+  if (value == std::floor(value) && std::fabs(value) < 9007199254740992.0) {
     std::snprintf(buf, sizeof buf, "%.0f", value);
-  else
-    std::snprintf(buf, sizeof buf, "%.9g", value);
-  return buf;
+    return buf;
+  }
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
 }
 
 void Exposition::family(std::string_view name, Type type, std::string_view help) {

@@ -39,7 +39,7 @@ class HttpServer {
   using Handler = std::function<HttpResponse(std::string_view path)>;
 
   static constexpr size_t kMaxRequestBytes = 8192;
-  static constexpr std::chrono::seconds kClientTimeout{10};
+  static constexpr std::chrono::seconds kClientTimeout{5};
   static constexpr size_t kMaxClients = 64;
 
   // Binds and listens; throws std::runtime_error naming the address.
