@@ -121,7 +121,7 @@ void sinkMetrics(Exposition& out, const std::vector<std::unique_ptr<Sink>>& sink
     for (const auto& sink : sinks) fn(*sink, std::string_view(sink->config().name));
   };
   out.family("hdb_bridge_sink_consumers", Type::Gauge,
-             "Consumers connected now (fifo: 1 while a reader has it open; stdout: 1 until it closes).");
+             "Consumers connected now (fifo: 1 while a reader has it open; stdout is not counted).");
   each([&](const Sink& k, std::string_view n) { out.sample({{"sink", n}}, k.stats().consumers); });
   out.family("hdb_bridge_sink_lines_total", Type::Counter, "Lines the sink took (after its filters, in its format).");
   each([&](const Sink& k, std::string_view n) { out.sample({{"sink", n}}, k.stats().lines); });
