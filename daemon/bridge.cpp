@@ -27,6 +27,17 @@ Bridge::Bridge(const Config& config)
       loop_(std::make_unique<EventLoop>(config_, [this](int signo) { onSignal(signo); })),
       shutdownTimer_(*loop_),
       checkpointTimer_(*loop_) {
+  try {
+    build();
+  } catch (...) {
+    // Sinks and sources already made have fds in the context: close them while
+    // their objects still exist (member destruction comes after this).
+    loop_->destroyContext();
+    throw;
+  }
+}
+
+void Bridge::build() {
   for (const auto& sink : config_.sinks) fanout_.add(makeSink(*loop_, sink));
   // HarperDB 3 carries all of a server's tables on one connection: one source per server.
   std::map<std::string, std::vector<Hdb3Source::Table>> hdb3Tables;

@@ -26,6 +26,8 @@ class Bridge {
   int run();
 
  private:
+  // The constructor's work: sinks, sources, telemetry, in that order.
+  void build();
   void onSignal(int signo);
   void onStateChange();
   void afterService();

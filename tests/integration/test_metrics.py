@@ -518,6 +518,18 @@ class HttpMisuse(MetricsCase):
         self.assertTrue(bridge.alive())
         self.assertEqual(bridge.stop(), 0, bridge.log()[-3000:])
 
+    def test_a_port_in_use_stops_the_start_with_one_clear_line(self) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            sock = self.tmp / "early.sock"
+            bridge = self.start(table_config("m_http", [{"name": "s", "type": "unix", "path": str(sock)}],
+                                             f"127.0.0.1:{port}"), ready=False)
+            self.assertEqual(bridge.proc.wait(10), 1, bridge.log())
+        self.assertIn(f"cannot start: metrics: cannot listen on 127.0.0.1:{port}: Address already in use", bridge.log())
+        self.assertFalse(sock.exists(), "the sink made before it is closed and its socket file removed")
+
     def test_unix_socket_endpoint(self) -> None:
         path = self.tmp / "run" / "metrics.sock"
         config = table_config("m_unix", [{"name": "out", "type": "stdout"}], None)
