@@ -78,14 +78,14 @@ void tableMetrics(Exposition& out, const std::vector<TableRow>& rows) {
 // connection per table, a HarperDB 3 server one for all).
 void serverMetrics(Exposition& out, const std::vector<std::unique_ptr<Source>>& sources,
                    const std::vector<TableRow>& rows) {
+  // A source's server is the server of any of its tables.
+  std::map<const Source*, const std::string*> serverOf;
+  for (const TableRow& r : rows) serverOf.emplace(r.source, &r.stats.table->server);
   std::map<std::string, SourceStats> byServer;
   for (const auto& source : sources) {
-    // A source's server is the server of any of its tables.
-    const TableRow* row = nullptr;
-    for (const TableRow& r : rows)
-      if (r.source == source.get()) row = &r;
-    if (!row) continue;
-    SourceStats& sum = byServer[row->stats.table->server];
+    auto it = serverOf.find(source.get());
+    if (it == serverOf.end()) continue;
+    SourceStats& sum = byServer[*it->second];
     const SourceStats& s = source->stats();
     sum.frames += s.frames;
     sum.malformed += s.malformed;
