@@ -560,10 +560,10 @@ const char* Hdb3Source::stateName() const {
   return "unknown";
 }
 
-// HarperDB 3 has no checkpoints (changes are not replayed after a reconnect).
+// HarperDB 3 has no checkpoints and no replay: subscribed is caught up.
 void Hdb3Source::tableStats(std::vector<TableStats>& out) const {
   for (const Channel& ch : channels_)
-    out.push_back({ch.config, subscribed(), ch.records, ch.lastChange, {}});
+    out.push_back({ch.config, subscribed(), false, ch.records, ch.lastChange, {}});
 }
 
 void Hdb3Source::setState(State s) {

@@ -305,6 +305,7 @@ void Hdb4Source::onMessage() {
                    message_.size(), error, held);
     return;
   }
+  if (change.hasSize) lastReplayFrame_ = std::chrono::steady_clock::now();
   std::string_view op = change.type;
   if (change.hasSize && !resumeFrom_.empty() && !resumeIgnored_ && alreadyDelivered(change.localTime)) {
     // A replay never goes back to or before startTime; a record this old is
@@ -439,7 +440,11 @@ const char* Hdb4Source::stateName() const {
 }
 
 void Hdb4Source::tableStats(std::vector<TableStats>& out) const {
-  out.push_back({&table_, subscribed(), stats_.records, lastChange_, checkpoint_.written});
+  // HarperDB marks replayed changes (`size`) but not the end of the replay:
+  // a second without one means the replay is over.
+  bool replaying = subscribed() && lastReplayFrame_ != std::chrono::steady_clock::time_point{} &&
+                   std::chrono::steady_clock::now() - lastReplayFrame_ < std::chrono::seconds(1);
+  out.push_back({&table_, subscribed(), replaying, stats_.records, lastChange_, checkpoint_.written});
 }
 
 void Hdb4Source::setState(State s) {

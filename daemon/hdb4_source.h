@@ -104,6 +104,7 @@ class Hdb4Source : public Source {
   LogLimiter malformedLog_;
   SourceStats stats_;
   std::chrono::system_clock::time_point lastChange_{};
+  std::chrono::steady_clock::time_point lastReplayFrame_{};  // the last change with `size` (snapshot, resume)
 };
 
 }  // namespace hdb

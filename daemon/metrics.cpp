@@ -60,9 +60,15 @@ void tableMetrics(Exposition& out, const std::vector<TableRow>& rows) {
     double ms = std::strtod(std::string(r.stats.checkpoint).c_str(), nullptr);
     out.sample({{"server", s}, {"database", d}, {"table", t}}, std::max(0.0, now - ms / 1000));
   });
-  out.family("hdb_bridge_table_subscribed", Type::Gauge, "1 while the table is subscribed and caught up, else 0.");
+  out.family("hdb_bridge_table_subscribed", Type::Gauge, "1 while the table is subscribed, else 0.");
   each([&](const TableRow& r, std::string_view s, std::string_view d, std::string_view t) {
     out.sample({{"server", s}, {"database", d}, {"table", t}}, uint64_t{r.stats.subscribed ? 1u : 0u});
+  });
+  out.family("hdb_bridge_table_replaying", Type::Gauge,
+             "1 while a subscribed table still receives the snapshot or resume replay it asked for (until a "
+             "second passes without a replayed change), else 0.");
+  each([&](const TableRow& r, std::string_view s, std::string_view d, std::string_view t) {
+    out.sample({{"server", s}, {"database", d}, {"table", t}}, uint64_t{r.stats.replaying ? 1u : 0u});
   });
   out.family("hdb_bridge_table_state", Type::Gauge,
              "The state of the connection carrying the table: 1 for the current state, 0 for the others.");
@@ -206,9 +212,9 @@ bool bridgeReady(const BridgeView& view, std::string& why) {
     return false;
   }
   for (const TableRow& r : tableRows(view)) {
-    if (r.stats.subscribed) continue;
+    if (r.stats.subscribed && !r.stats.replaying) continue;
     why.append(r.stats.table->key()).append(" on server '").append(r.stats.table->server).append("': ");
-    why.append(r.source->stateName()).append("\n");
+    why.append(r.stats.subscribed ? "replaying" : r.source->stateName()).append("\n");
   }
   return why.empty();
 }

@@ -27,6 +27,9 @@ struct SourceStats {
 struct TableStats {
   const TableConfig* table = nullptr;
   bool subscribed = false;
+  // Subscribed but still receiving the replay a (re)subscription asked for
+  // (snapshot or resume): not caught up yet.
+  bool replaying = false;
   uint64_t records = 0;                                  // envelope lines produced for this table
   std::chrono::system_clock::time_point lastChange{};   // when its last change arrived; epoch: none yet
   std::string_view checkpoint;                           // the cursor on disk (ms since the epoch); empty: none

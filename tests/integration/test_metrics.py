@@ -32,7 +32,7 @@ from tcp_proxy import TcpProxy  # noqa: E402
 
 BIN = hdb.bridge_binary()
 CASE_TIMEOUT = 120  # seconds; a watchdog ends the run (and, by pdeathsig, every server) past it
-TABLES = ["m_flow", "m_drop", "m_http", "m_unix", "m_wd", "m_status", "m_log", "m_down"]
+TABLES = ["m_flow", "m_snap", "m_drop", "m_http", "m_unix", "m_wd", "m_status", "m_log", "m_down"]
 HDB: hdb.HarperDB4
 
 
@@ -429,6 +429,26 @@ class MetricsMove(MetricsCase):
             self.wait_value(url, "hdb_bridge_table_reconnects_total", lambda v: v >= 1, 20, **labels)
             hdb.wait_for(lambda: curl(url + "/readyz")[0] == 200, 10, "/readyz 200 after the reconnect")
             self.assertGreaterEqual(self.scrape(url).value("hdb_bridge_server_connection_losses_total"), 1)
+        self.assertEqual(bridge.stop(), 0, bridge.log()[-3000:])
+
+    def test_readyz_waits_for_the_snapshot_replay(self) -> None:
+        for first in range(0, 3000, 500):
+            HDB.insert("dev", "m_snap", [{"id": i, "pad": "s" * 100} for i in range(first, first + 500)])
+        config = hdb.bridge_config(HDB, [{"database": "dev", "table": "m_snap", "start": "snapshot"}],
+                                   [{"name": "out", "type": "stdout"}]) + 'metrics: {listen: "127.0.0.1:0"}\n'
+        bridge = self.start(config, ready=False)
+        url = self.base_url(bridge)
+        bridge.wait_ready(15)  # READY=1 comes with the subscription, at the first snapshot record
+        status, _, body = curl(url + "/readyz")
+        self.assertEqual((status, body), (503, "not ready:\ndev.m_snap on server 'local': replaying\n"))
+        s = self.scrape(url)
+        self.assertEqual(s.value("hdb_bridge_table_replaying", table="m_snap"), 1)
+        self.assertEqual(s.value("hdb_bridge_table_subscribed", table="m_snap"), 1)
+        bridge.wait_lines(lambda e: e.get("op") == "snapshot", 3000, 20)
+        hdb.wait_for(lambda: curl(url + "/readyz")[0] == 200, 5, "/readyz 200 once the snapshot is over")
+        s = self.scrape(url)
+        self.assertEqual(s.value("hdb_bridge_table_replaying", table="m_snap"), 0)
+        self.assertEqual(s.value("hdb_bridge_table_records_total", table="m_snap"), 3000)
         self.assertEqual(bridge.stop(), 0, bridge.log()[-3000:])
 
     def test_drops_by_reason_under_a_stalled_consumer(self) -> None:
