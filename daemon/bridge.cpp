@@ -74,10 +74,10 @@ int Bridge::run() {
   // What each upstream did, so a run that met a hostile peer says how often.
   for (const auto& source : sources_) {
     const SourceStats& s = source->stats();
-    spdlog::info("{}: {} messages, {} lines; dropped: {} malformed ({} over max_message_bytes), {} duplicates; "
-                 "{} connects, {} drops, {} gaps",
-                 source->name(), s.frames, s.records, s.malformed, s.oversized, s.duplicates, s.connects, s.drops,
-                 s.gaps);
+    spdlog::info("{}: {} messages, {} lines; dropped: {} malformed ({} over max_message_bytes), {} duplicates, "
+                 "{} ignored; {} connects, {} drops ({} timeouts), {} gaps",
+                 source->name(), s.frames, s.records, s.malformed, s.oversized, s.duplicates, s.ignored, s.connects,
+                 s.drops, s.timeouts, s.gaps);
   }
   spdlog::info("hdb-bridge stopped");
   return 0;
