@@ -42,7 +42,7 @@ import hdb  # noqa: E402
 from tcp_proxy import TcpProxy  # noqa: E402
 
 BIN = hdb.bridge_binary()
-CASE_TIMEOUT = 240  # seconds; a watchdog ends the run (and, by pdeathsig, every server) past it
+CASE_TIMEOUT = 240 * hdb.TIME_SCALE  # seconds; a watchdog ends the run (and, by pdeathsig, every server) past it
 DELIVERY_TIMEOUT = 90  # for the last written record to arrive once the writer is done
 N = 5000
 BATCH = 50
@@ -703,8 +703,7 @@ class WithoutComponent(ResumeCase):
         mark = run.consumer.mark()
         plain.op({"operation": "drop_component", "project": "plain"})
         t = time.monotonic()
-        res = subprocess.run([BIN, "install-component", "--config", str(feed.config_file)], stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=60)
+        res = hdb.run_bridge(["install-component", "--config", str(feed.config_file)], binary=BIN, timeout=60)
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertIn("installed", res.stderr)
         note(f"6b: install-component took {time.monotonic() - t:.1f} s at {writer.count()} ids: "

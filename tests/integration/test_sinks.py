@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import hdb  # noqa: E402
 
 BIN = hdb.bridge_binary()
-CASE_TIMEOUT = 150  # seconds; a watchdog ends the run (and, by pdeathsig, every server) past it
+CASE_TIMEOUT = 150 * hdb.TIME_SCALE  # seconds; a watchdog ends the run (and, by pdeathsig, every server) past it
 NOBODY = 65534
 TABLES = ["flow", "gaps", "mem", "replay", "fifo", "kill", "files", "perm", "out", "fmt", "tail", "down"]
 HDB: hdb.HarperDB4
@@ -684,8 +684,11 @@ class StdoutClosedEarly(SinkCase):
         config.write_text(hdb.bridge_config(HDB, [{"database": "dev", "table": "out"}], sinks))
         err_path = self.tmp / "stderr.log"
         with open(err_path, "wb") as err:
-            proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", "--", BIN, "--config", str(config)],
+            argv, vlog = hdb.bridge_command([BIN, "--config", str(config)], self.tmp)
+            proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", "--", *argv],
                                     stdin=subprocess.DEVNULL, stdout=stdout, stderr=err)
+        self.addCleanup(lambda: (hdb.check_valgrind(vlog, proc.returncode),
+                                 hdb.assert_no_secrets("the bridge's log", err_path.read_bytes())))
         self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(5)))
         hdb.wait_for(lambda: "ready" in err_path.read_text() or proc.poll() is not None, 15, "the bridge to be ready")
         self.assertIsNone(proc.poll(), err_path.read_text())
@@ -786,8 +789,10 @@ class Formats(SinkCase):
 class Tail(SinkCase):
     def tail(self, *args: str, env: dict[str, str] | None = None, stdout: Any = subprocess.PIPE
              ) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", "--", BIN, "tail", *args], stdout=stdout,
+        argv, vlog = hdb.bridge_command([BIN, "tail", *args], self.tmp)
+        p = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", "--", *argv], stdout=stdout,
                              stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+        self.addCleanup(lambda: hdb.check_valgrind(vlog, p.returncode))
         self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait(5)))
         return p
 
