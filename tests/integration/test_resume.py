@@ -580,7 +580,7 @@ class Resume(ResumeCase):
         second = hdb.Bridge(BIN, config_file=feed.config_file)
         self.addCleanup(second.cleanup)
         try:
-            code = second.proc.wait(15)
+            code = second.proc.wait(15 * hdb.TIME_SCALE)
         except subprocess.TimeoutExpired:
             self.fail(f"a second instance on the same state_dir kept running:\n{second.log()}")
         log = second.log()

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import socket
@@ -775,8 +776,23 @@ class Bridge(LineCollector):
                 raise TimeoutError(f"hdb-bridge did not exit within {timeout} s of signal {sig}") from None
         if self._thread:
             self._thread.join(5)
+        self._drain_notify()
         self.check_exited()
         return self.proc.returncode
+
+    def _drain_notify(self, timeout: float = 2) -> None:
+        """Waits until the notify thread has read every datagram the bridge sent before it exited (e.g.
+        STOPPING=1): on a loaded machine the thread may lag behind the exit."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                readable, _, _ = select.select([self._notify], [], [], 0)
+            except (OSError, ValueError):
+                return
+            if not readable:
+                with self._cond:  # the thread appends under the lock right after its recv
+                    return
+            time.sleep(0.01)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
