@@ -35,8 +35,6 @@ std::string printable(std::string_view s, size_t max = 200) {
   return out;
 }
 
-std::string seconds(std::chrono::milliseconds d) { return fmt::format("{:.1f} s", double(d.count()) / 1000.0); }
-
 }  // namespace
 
 Hdb3Source::Hdb3Source(EventLoop& loop, const ServerConfig& server, std::vector<Table> tables,
@@ -44,8 +42,8 @@ Hdb3Source::Hdb3Source(EventLoop& loop, const ServerConfig& server, std::vector<
     : loop_(loop),
       server_(server),
       name_("server '" + server.name + "'"),
-      onStateChange_(std::move(onStateChange)),
-      retryTimer_(loop),
+      client_(loop, name_, server.url.host, [this](const std::string& a, const std::string& e) { open(a, e); },
+              std::move(onStateChange)),
       stepTimer_(loop),
       livenessTimer_(loop) {
   channels_.reserve(tables.size());
@@ -58,15 +56,13 @@ Hdb3Source::Hdb3Source(EventLoop& loop, const ServerConfig& server, std::vector<
 }
 
 Hdb3Source::~Hdb3Source() {
-  loop_.resolver().cancel(resolveTicket_);
-  retryTimer_.cancel();
   stepTimer_.cancel();
   livenessTimer_.cancel();
   if (wsi_) lws_set_opaque_user_data(wsi_, nullptr);
   for (auto& m : outbox_) std::fill(m.begin(), m.end(), '\0');  // a login ack holds the password
 }
 
-void Hdb3Source::start() { connect(); }
+void Hdb3Source::start() { client_.connect(); }
 
 std::string Hdb3Source::requestPath() const {
   // The url names the clustering port; SocketCluster listens under /socketcluster/
@@ -77,20 +73,8 @@ std::string Hdb3Source::requestPath() const {
   return path;
 }
 
-void Hdb3Source::connect() {
-  setState(State::Connecting);
-  // lws would resolve the name itself, blocking the loop; the resolver does it
-  // off the loop and calls back here.
-  resolveTicket_ = loop_.resolver().resolve(server_.url.host, [this](const std::string& address,
-                                                                    const std::string& error) {
-    resolveTicket_ = 0;
-    if (state_ != State::Connecting) return;
-    if (!error.empty()) return lost(nullptr, error);
-    open(address);
-  });
-}
-
-void Hdb3Source::open(const std::string& address) {
+void Hdb3Source::open(const std::string& address, const std::string& error) {
+  if (!error.empty()) return lost(nullptr, error);
   std::string path = requestPath();
   closeCode_ = 0;
   closeReason_.clear();
@@ -132,8 +116,8 @@ void Hdb3Source::open(const std::string& address) {
                 server_.url.port, path, address, server_.bindAddress.empty() ? "" : " from " + server_.bindAddress);
   lws* wsi = lws_client_connect_via_info(&ci);
   // A failure may already have been reported through CLIENT_CONNECTION_ERROR.
-  if (!wsi && state_ == State::Connecting) lost(nullptr, "cannot start a connection");
-  else if (wsi && state_ == State::Connecting) wsi_ = wsi;
+  if (!wsi && client_.state() == State::Connecting) lost(nullptr, "cannot start a connection");
+  else if (wsi && client_.state() == State::Connecting) wsi_ = wsi;
 }
 
 int Hdb3Source::lwsCallback(lws* wsi, lws_callback_reasons reason, void* /*user*/, void* in, size_t len) noexcept {
@@ -176,7 +160,8 @@ int Hdb3Source::onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t 
 
 void Hdb3Source::onEstablished() {
   ++stats_.connects;
-  setState(State::LoggingIn);
+  phase_ = Phase::LoggingIn;
+  client_.setState(State::Open);
   lastReceive_ = std::chrono::steady_clock::now();
   checkLiveness();
   handshakeCid_ = nextCid_++;
@@ -230,7 +215,7 @@ void Hdb3Source::onMessage() {
     logMalformed(fmt::format("malformed packet in a message of {} bytes: {}", message_.size(), error));
   }
   for (const sc::Packet& p : packets_) {
-    if (!abandonProblem_.empty() || state_ == State::Closing) break;
+    if (!abandonProblem_.empty() || client_.state() == State::Closing) break;
     onPacket(p);
   }
 }
@@ -310,7 +295,7 @@ void Hdb3Source::onAck(const sc::Packet& p) {
 void Hdb3Source::onAuthenticated() {
   // The token itself is of no use to us: every connection logs in afresh.
   authenticated_ = true;
-  setState(State::Subscribing);
+  phase_ = Phase::Subscribing;
   for (Channel& ch : channels_) {
     ch.subscribeCid = nextCid_++;
     send(sc::subscribe(ch.subscribeCid, ch.name));
@@ -322,14 +307,13 @@ void Hdb3Source::onAuthenticated() {
 
 void Hdb3Source::onAllSubscribed() {
   stepTimer_.cancel();
-  backoff_.reset();
   std::string names;
   for (const Channel& ch : channels_) names += (names.empty() ? "" : ", ") + ch.name;
-  if (!lastProblem_.empty())
-    spdlog::info("{}: subscribed again to {} (last problem: {})", name_, names, lastProblem_);
+  std::string lastProblem = client_.succeeded();
+  if (!lastProblem.empty())
+    spdlog::info("{}: subscribed again to {} (last problem: {})", name_, names, lastProblem);
   else
     spdlog::info("{}: subscribed to {} as user '{}'", name_, names, server_.username);
-  lastProblem_.clear();
   // HarperDB 3 does not replay what was committed while we were away (the catchup
   // RPC could; the bridge does not use it yet): tell consumers, as docs/delivery.md promises.
   if (everSubscribed_) {
@@ -342,7 +326,7 @@ void Hdb3Source::onAllSubscribed() {
     spdlog::warn("{}: gap: changes committed while the connection was down are not replayed (HarperDB 3)", name_);
   }
   everSubscribed_ = true;
-  setState(State::Subscribed);
+  client_.setState(State::Subscribed);
 }
 
 void Hdb3Source::onPublish(const sc::Packet& p) {
@@ -426,7 +410,7 @@ int Hdb3Source::onWriteable(lws* wsi) {
       return 0;
     }
   }
-  if (state_ == State::Closing) {
+  if (client_.state() == State::Closing) {
     static constexpr char kBye[] = "bridge stopping";
     lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, reinterpret_cast<unsigned char*>(const_cast<char*>(kBye)),
                      sizeof kBye - 1);
@@ -436,7 +420,7 @@ int Hdb3Source::onWriteable(lws* wsi) {
 }
 
 void Hdb3Source::checkLiveness() {
-  if (!wsi_ || state_ == State::Closing) return;
+  if (!wsi_ || client_.state() == State::Closing) return;
   auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - lastReceive_);
   if (silent >= pingTimeout_) {
     abandon(fmt::format("nothing received for {} (the server's ping timeout); the connection is dead",
@@ -472,10 +456,7 @@ void Hdb3Source::lost(lws* wsi, const std::string& why) {
   livenessTimer_.cancel();
   for (auto& m : outbox_) std::fill(m.begin(), m.end(), '\0');
   outbox_.clear();
-  if (state_ == State::Closing || state_ == State::Stopped || loop_.closing()) {
-    setState(State::Stopped);
-    return;
-  }
+  if (client_.finished()) return;
   ++stats_.drops;
 
   bool refused = false;
@@ -486,66 +467,30 @@ void Hdb3Source::lost(lws* wsi, const std::string& why) {
   if (!abandonProblem_.empty()) {
     problem = abandonProblem_;
     refused = abandonRefused_;
-  } else if (state_ == State::LoggingIn && closeCode_ == 1000) {
+  } else if (client_.state() == State::Open && phase_ == Phase::LoggingIn && closeCode_ == 1000) {
     // HarperDB 3 answers bad credentials (unknown user or wrong password) by
     // closing with 1000 right after the handshake, without a word.
     problem = fmt::format("authentication failed as user '{}' at {} (the server closed the connection with 1000 "
                           "before accepting the login)",
                           server_.username, server_.urlText);
     refused = true;
-  } else if (state_ == State::Connecting && why.find("SSL") != std::string::npos) {
+  } else if (client_.state() == State::Connecting && why.find("SSL") != std::string::npos) {
     problem = fmt::format("TLS handshake with {} failed ({}); HarperDB 3 uses its own self-signed certificate: "
                           "give it as tls: {{ca_file: ...}}, or set tls: {{verify: false}}",
                           server_.urlText, why);
   } else {
     problem = detail;
   }
-  auto delay = backoff_.next(refused ? kAuthFailureBackoff : kReconnectBackoff);
-
-  // The first occurrence of a problem is logged at its level; repeats go to debug.
-  bool repeat = problem == lastProblem_;
-  auto level = repeat ? spdlog::level::debug : (refused ? spdlog::level::err : spdlog::level::warn);
-  spdlog::log(level, "{}: {}; retrying in {}", name_, problem, seconds(delay));
-  lastProblem_ = problem;
-
-  setState(State::Waiting);
-  retryTimer_.start(delay, [this] { connect(); });
+  client_.retryLater(problem, refused);
 }
 
 void Hdb3Source::shutdown() {
-  loop_.resolver().cancel(resolveTicket_);
-  resolveTicket_ = 0;
-  retryTimer_.cancel();
   stepTimer_.cancel();
   livenessTimer_.cancel();
-  switch (state_) {
-    case State::LoggingIn:
-    case State::Subscribing:
-    case State::Subscribed:
-      // SocketCluster's goodbye: #disconnect, then the close frame (in onWriteable).
-      send(sc::disconnect(LWS_CLOSE_STATUS_GOINGAWAY, "bridge stopping"));
-      setState(State::Closing);
-      if (wsi_) lws_callback_on_writable(wsi_);
-      return;
-    case State::Connecting:
-      setState(State::Closing);
-      if (wsi_) lws_set_timeout(wsi_, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
-      else setState(State::Stopped);
-      return;
-    case State::Closing:
-    case State::Stopped:
-      return;
-    case State::Idle:
-    case State::Waiting:
-      setState(State::Stopped);
-      return;
-  }
-}
-
-void Hdb3Source::setState(State s) {
-  if (state_ == s) return;
-  state_ = s;
-  if (onStateChange_) onStateChange_();
+  bool open = client_.state() == State::Open || client_.state() == State::Subscribed;
+  // SocketCluster's goodbye: #disconnect, then the close frame (in onWriteable).
+  if (open) send(sc::disconnect(LWS_CLOSE_STATUS_GOINGAWAY, "bridge stopping"));
+  if (client_.shutdown(wsi_) && wsi_) lws_callback_on_writable(wsi_);
 }
 
 }  // namespace hdb

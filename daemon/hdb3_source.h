@@ -24,13 +24,13 @@
 #include <string>
 #include <vector>
 
-#include "backoff.h"
 #include "config.h"
 #include "envelope.h"
 #include "event_loop.h"
 #include "fanout.h"
 #include "hdb3_txn.h"
 #include "logging.h"
+#include "reconnecting_client.h"
 #include "sc_codec.h"
 #include "source.h"
 
@@ -40,7 +40,9 @@ inline constexpr const char* kHdb3ProtocolName = "hdb3";
 
 class Hdb3Source : public Source {
  public:
-  enum class State { Idle, Connecting, LoggingIn, Subscribing, Subscribed, Waiting, Closing, Stopped };
+  using State = ReconnectingClient::State;
+  // Where an open connection is (ReconnectingClient's State::Open).
+  enum class Phase { LoggingIn, Subscribing };
 
   struct Table {
     const TableConfig* config;
@@ -57,8 +59,8 @@ class Hdb3Source : public Source {
 
   void start() override;
   void shutdown() override;
-  bool subscribed() const override { return state_ == State::Subscribed; }
-  bool stopped() const override { return state_ == State::Stopped; }
+  bool subscribed() const override { return client_.state() == State::Subscribed; }
+  bool stopped() const override { return client_.state() == State::Stopped; }
   const std::string& name() const override { return name_; }
   const SourceStats& stats() const override { return stats_; }
 
@@ -77,8 +79,7 @@ class Hdb3Source : public Source {
   };
 
   int onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
-  void connect();
-  void open(const std::string& address);
+  void open(const std::string& address, const std::string& error);
   void onEstablished();
   int onReceive(lws* wsi, const void* in, size_t len);
   int onWriteable(lws* wsi);
@@ -94,7 +95,6 @@ class Hdb3Source : public Source {
   // Ends the connection for a reason of our own; lost() reports `problem`.
   void abandon(std::string problem, bool refused);
   void lost(lws* wsi, const std::string& why);
-  void setState(State s);
   std::string requestPath() const;
   void logMalformed(const std::string& what);
 
@@ -102,11 +102,10 @@ class Hdb3Source : public Source {
   const ServerConfig& server_;
   std::string name_;  // "server 'x'" for log lines
   std::vector<Channel> channels_;
-  std::function<void()> onStateChange_;
 
-  State state_ = State::Idle;
+  ReconnectingClient client_;
+  Phase phase_ = Phase::LoggingIn;
   lws* wsi_ = nullptr;
-  uint64_t resolveTicket_ = 0;      // a name look-up in flight (Resolver)
   std::string message_;             // reassembly buffer, padded for simdjson
   bool dropMessage_ = false;        // the current message is oversized: skip it
   std::deque<std::string> outbox_;  // text messages with LWS_PRE bytes of head room
@@ -128,9 +127,6 @@ class Hdb3Source : public Source {
   std::string closeReason_;
   std::string abandonProblem_;      // set by abandon()
   bool abandonRefused_ = false;
-  std::string lastProblem_;         // suppresses repeating the same log line
-  Backoff backoff_;
-  Timer retryTimer_;
   Timer stepTimer_;                 // login and subscribe deadlines
   Timer livenessTimer_;
   LogLimiter malformedLog_;
