@@ -32,12 +32,12 @@ Bridge::Bridge(const Config& config)
   std::map<std::string, std::vector<Hdb3Source::Table>> hdb3Tables;
   for (const auto& table : config_.tables) {
     const ServerConfig& server = config_.servers.at(table.server);
-    if (server.protocol == Protocol::HarperDB3) {
-      hdb3Tables[server.name].push_back({&table, fanout_.routeFor(table.key())});
-      continue;
-    }
     std::string label = table.key() + " on server '" + server.name + "'";
     auto& checkpoint = checkpoints_.add(stateDir_, server.name, table.database, table.table, label);
+    if (server.protocol == Protocol::HarperDB3) {
+      hdb3Tables[server.name].push_back({&table, fanout_.routeFor(table.key()), &checkpoint});
+      continue;
+    }
     sources_.push_back(std::make_unique<Hdb4Source>(*loop_, server, table, fanout_.routeFor(table.key()),
                                                     checkpoint, [this] { onStateChange(); }));
   }

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "json_util.h"
@@ -23,9 +25,27 @@ constexpr auto kSubscribeTimeout = 10s;
 constexpr std::chrono::milliseconds kDefaultPingTimeout = 60s;
 constexpr std::chrono::milliseconds kMinPingTimeout = 1s;
 constexpr std::chrono::milliseconds kMaxPingTimeout = 10min;
-// Packets we send are few (handshake, login, one subscribe per table, pongs, bye);
+// A catchup answer comes in one message; a long outage on a busy table makes it big.
+constexpr auto kCatchupTimeout = 60s;
+// The catchup window is measured on the server's clock and the checkpoint check
+// (docs/delivery.md) on ours: the window reaches this much further back.
+constexpr std::chrono::milliseconds kClockSlack = 5s;
+// Live copies of catch-up transactions may trail the answer; this far back
+// from its newest transaction they are remembered and dropped.
+constexpr double kSeamMillis = 10000;
+// Packets we send are few (handshake, login, one subscribe and one catchup per table, pongs, bye);
 // more than this waiting means the server stopped reading.
 constexpr size_t kOutboxSlack = 16;
+// Live messages held back during a catch-up, per channel, at most this many bytes
+// (in max_message_bytes) before the connection is reset and the catch-up starts again.
+constexpr size_t kHeldLimit = 4;
+
+double nowMillis() {
+  using namespace std::chrono;
+  return double(duration_cast<microseconds>(system_clock::now().time_since_epoch()).count()) / 1000.0;
+}
+
+double cursorValue(std::string_view text) { return std::strtod(std::string(text).c_str(), nullptr); }
 
 // Text from the network, made safe for one log line.
 std::string printable(std::string_view s, size_t max = 200) {
@@ -49,9 +69,8 @@ Hdb3Source::Hdb3Source(EventLoop& loop, const ServerConfig& server, std::vector<
   channels_.reserve(tables.size());
   for (Table& t : tables) {
     const TableConfig& tc = *t.config;
-    channels_.push_back(Channel{tc.database + ":" + tc.table, tc.primaryKey,
-                                EnvelopeWriter(server.name, tc.database, tc.table), std::move(t.route), 0, false,
-                                std::string()});
+    channels_.push_back(Channel{tc.database + ":" + tc.table, &tc, EnvelopeWriter(server.name, tc.database, tc.table),
+                                std::move(t.route), t.checkpoint, 0, false, 0, false, 0, false, {}, {}, 0});
   }
 }
 
@@ -62,7 +81,12 @@ Hdb3Source::~Hdb3Source() {
   for (auto& m : outbox_) std::fill(m.begin(), m.end(), '\0');  // a login ack holds the password
 }
 
-void Hdb3Source::start() { client_.connect(); }
+void Hdb3Source::start() {
+  for (const Channel& ch : channels_)
+    if (!ch.checkpoint->cursor.empty())
+      spdlog::info("{}: channel '{}' resumes after checkpoint {}", name_, ch.name, ch.checkpoint->cursor);
+  client_.connect();
+}
 
 std::string Hdb3Source::requestPath() const {
   // The url names the clustering port; SocketCluster listens under /socketcluster/
@@ -91,6 +115,9 @@ void Hdb3Source::open(const std::string& address, const std::string& error) {
   for (Channel& ch : channels_) {
     ch.subscribed = false;
     ch.subscribeCid = 0;
+    ch.catchupCid = 0;
+    ch.held.clear();
+    ch.heldBytes = 0;
   }
 
   lws_client_connect_info ci{};
@@ -181,7 +208,10 @@ int Hdb3Source::onReceive(lws* wsi, const void* in, size_t len) {
       ++stats_.malformed;
       ++stats_.oversized;
       spdlog::error("{}: message larger than {} bytes (max_message_bytes); dropping it and resetting the "
-                    "connection ({} so far)", name_, server_.maxMessageBytes, stats_.oversized);
+                    "connection ({} so far){}", name_, server_.maxMessageBytes, stats_.oversized,
+                    phase_ == Phase::CatchingUp ? "; a catchup answer holds every change since the checkpoint in "
+                                                  "one message: raise max_message_bytes to resume"
+                                                : "");
       dropMessage_ = true;
       message_.clear();
       message_.shrink_to_fit();
@@ -277,6 +307,9 @@ void Hdb3Source::onAck(const sc::Packet& p) {
                   seconds(pingTimeout_));
     return;
   }
+  auto caught = std::find_if(channels_.begin(), channels_.end(),
+                             [&](const Channel& c) { return c.catchupCid != 0 && c.catchupCid == p.rid; });
+  if (caught != channels_.end()) return onCatchup(*caught, p);
   auto ch = std::find_if(channels_.begin(), channels_.end(),
                          [&](const Channel& c) { return c.subscribeCid == p.rid; });
   if (ch == channels_.end()) {
@@ -314,19 +347,134 @@ void Hdb3Source::onAllSubscribed() {
     spdlog::info("{}: subscribed again to {} (last problem: {})", name_, names, lastProblem);
   else
     spdlog::info("{}: subscribed to {} as user '{}'", name_, names, server_.username);
-  // HarperDB 3 does not replay what was committed while we were away (the catchup
-  // RPC could; the bridge does not use it yet): tell consumers, as docs/delivery.md promises.
-  if (everSubscribed_) {
-    for (Channel& ch : channels_) {
-      ++stats_.gaps;
-      ch.route.publishNotice(ch.envelope.gap(
-          "no_resume", ch.lastCursor,
-          "HarperDB 3: changes committed while the connection was down are not replayed"));
-    }
-    spdlog::warn("{}: gap: changes committed while the connection was down are not replayed (HarperDB 3)", name_);
+  bool catchingUp = false;
+  for (Channel& ch : channels_) catchingUp |= startCatchup(ch);
+  historyDone_ = true;
+  if (!catchingUp) return onCaughtUp();
+  phase_ = Phase::CatchingUp;
+  stepTimer_.start(kCatchupTimeout, [this] {
+    abandon(fmt::format("no answer to the catchup request within {}", seconds(kCatchupTimeout)), false);
+  });
+}
+
+bool Hdb3Source::startCatchup(Channel& ch) {
+  ch.caughtUp.clear();
+  ch.resuming = false;
+  ch.verifyReach = false;
+  const std::string& cursor = ch.checkpoint->cursor;
+  double now = nowMillis();
+  double window;
+  if (!cursor.empty()) {
+    ch.resumeValue = cursorValue(cursor);
+    // A cursor with a fraction is a transaction's own timestamp, which the answer must
+    // hold; a whole number is the time a subscription started (below), not a transaction.
+    ch.verifyReach = cursor.find('.') != std::string::npos;
+    window = now - ch.resumeValue + double(kClockSlack.count());
+  } else if (ch.config->start == StartMode::History && !historyDone_) {
+    ch.resumeValue = now - double(ch.config->history.count());
+    window = double(ch.config->history.count());
+  } else {
+    // Live from now on: a drop before the first change resumes from here (on the
+    // server's clock, which may lag ours by up to kClockSlack).
+    ch.checkpoint->set(fmt::format("{:.0f}", std::floor(now - double(kClockSlack.count()))));
+    return false;
   }
-  everSubscribed_ = true;
+  ch.resuming = true;
+  ch.catchupCid = nextCid_++;
+  send(sc::catchup(ch.catchupCid, ch.name, std::max<int64_t>(int64_t(std::ceil(window)), kClockSlack.count())));
+  return true;
+}
+
+void Hdb3Source::onCatchup(Channel& ch, const sc::Packet& p) {
+  ch.catchupCid = 0;
+  caught_.clear();
+  size_t skipped = 0;
+  std::string why;
+  if (!p.error.empty()) {
+    publishGap(ch, "catchup_failed",
+               fmt::format("the server refused the catchup request ({}); changes since the checkpoint may be "
+                           "missing", printable(p.error)));
+  } else if (mapper_.mapCatchup(p.data, parser_.bufferEnd(), ch.config->primaryKey, ch.envelope, caught_, skipped,
+                                why) != Hdb3TxnMapper::Outcome::Mapped) {
+    ++stats_.malformed;
+    caught_.clear();
+    publishGap(ch, "catchup_failed",
+               fmt::format("the catchup answer is unreadable ({}); changes since the checkpoint may be missing",
+                           why));
+  } else {
+    if (skipped) {
+      ++stats_.malformed;
+      logMalformed(fmt::format("channel '{}': catch-up: {} transaction(s) dropped: {}", ch.name, skipped, why));
+    }
+    deliverCatchup(ch);
+  }
+  // What arrived live meanwhile, in order, without what the catch-up delivered.
+  std::vector<Held> held = std::move(ch.held);
+  ch.held.clear();
+  ch.heldBytes = 0;
+  for (Held& h : held) {
+    std::string_view data(h.message.data() + h.dataOffset, h.dataSize);
+    deliver(ch, data, h.message.data() + h.message.capacity(), h.message);
+  }
+  if (std::none_of(channels_.begin(), channels_.end(), [](const Channel& c) { return c.catchupCid != 0; }))
+    onCaughtUp();
+}
+
+void Hdb3Source::deliverCatchup(Channel& ch) {
+  std::vector<double> values;
+  values.reserve(caught_.size());
+  for (const Hdb3CaughtUp& c : caught_) values.push_back(cursorValue(c.timestamp));
+  // The server answers in commit order; make sure, since the cursor relies on it.
+  std::vector<size_t> order(caught_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return values[a] < values[b]; });
+  if (ch.verifyReach && std::none_of(values.begin(), values.end(), [&](double v) { return v <= ch.resumeValue; }))
+    publishGap(ch, "history_expired",
+               fmt::format("the server's catch-up does not reach back to the checkpoint {} (its transaction log "
+                           "was purged, or its clock is more than {} ahead of ours); changes before {} are lost",
+                           ch.checkpoint->cursor, seconds(kClockSlack),
+                           caught_.empty() ? std::string("now") : std::string(caught_[order.front()].timestamp)));
+  double newest = values.empty() ? 0 : values[order.back()];
+  size_t delivered = 0;
+  for (size_t i : order) {
+    const Hdb3CaughtUp& c = caught_[i];
+    if (values[i] <= ch.resumeValue) {
+      ++stats_.duplicates;
+      continue;
+    }
+    if (values[i] >= newest - kSeamMillis) ch.caughtUp.push_back(values[i]);
+    changes_.clear();
+    for (size_t k = 0; k < c.lines.size(); ++k) changes_.push_back(Change{c.operation, c.lines[k], c.changes[k].record});
+    if (!changes_.empty()) ch.route.publish(changes_, c.raw);
+    stats_.records += c.lines.size();
+    ++delivered;
+    advance(ch, c.timestamp);
+  }
+  std::sort(ch.caughtUp.begin(), ch.caughtUp.end());
+  spdlog::info("{}: channel '{}' caught up: {} transaction(s) delivered, {} already delivered", name_, ch.name,
+               delivered, caught_.size() - delivered);
+  caught_.clear();
+}
+
+void Hdb3Source::onCaughtUp() {
+  stepTimer_.cancel();
   client_.setState(State::Subscribed);
+}
+
+void Hdb3Source::publishGap(Channel& ch, std::string_view reason, const std::string& message) {
+  ++stats_.gaps;
+  spdlog::warn("{}: channel '{}': gap: {}", name_, ch.name, message);
+  ch.route.publishNotice(ch.envelope.gap(reason, ch.checkpoint->cursor, message));
+}
+
+bool Hdb3Source::alreadyDelivered(const Channel& ch, double ts) const {
+  if (!ch.resuming) return false;
+  return ts <= ch.resumeValue || std::binary_search(ch.caughtUp.begin(), ch.caughtUp.end(), ts);
+}
+
+void Hdb3Source::advance(Channel& ch, std::string_view ts) {
+  // The cursor only moves forward: a resume asks for everything after it.
+  if (ch.checkpoint->cursor.empty() || cursorValue(ts) > cursorValue(ch.checkpoint->cursor)) ch.checkpoint->set(ts);
 }
 
 void Hdb3Source::onPublish(const sc::Packet& p) {
@@ -344,34 +492,54 @@ void Hdb3Source::onPublish(const sc::Packet& p) {
                     printable(pub.channel, 60), held);
     return;
   }
+  if (ch->catchupCid == 0) return deliver(*ch, pub.data, parser_.bufferEnd(), message_);
+  // Catching up: this waits until the answer is delivered.
+  if (ch->heldBytes + message_.size() > kHeldLimit * server_.maxMessageBytes)
+    return abandon(fmt::format("channel '{}': more than {} bytes of live changes arrived during the catch-up",
+                               ch->name, ch->heldBytes),
+                   false);
+  Held& h = ch->held.emplace_back();
+  h.message = message_;
+  json::reservePadding(h.message);
+  h.dataOffset = size_t(pub.data.data() - message_.data());
+  h.dataSize = pub.data.size();
+  ch->heldBytes += message_.size();
+}
+
+void Hdb3Source::deliver(Channel& ch, std::string_view data, const char* bufferEnd, std::string_view raw) {
+  std::string why;
   lines_.clear();
-  auto outcome = mapper_.map(pub.data, parser_.bufferEnd(), ch->primaryKey, ch->envelope, lines_, why);
+  auto outcome = mapper_.map(data, bufferEnd, ch.config->primaryKey, ch.envelope, lines_, why);
   if (outcome == Hdb3TxnMapper::Outcome::Mapped && !lines_.empty()) {
-    // One Change per record, so sinks apply ops: and format: (raw: the message once).
     const Hdb3Transaction& txn = mapper_.transaction();
+    if (alreadyDelivered(ch, cursorValue(txn.timestamp))) {
+      ++stats_.duplicates;
+      return;
+    }
+    // One Change per record, so sinks apply ops: and format: (raw: the message once).
     changes_.clear();
     for (size_t i = 0; i < lines_.size(); ++i)
       changes_.push_back(Change{txn.operation, lines_[i], txn.changes[i].record});
-    ch->route.publish(changes_, message_);
+    ch.route.publish(changes_, raw);
+    stats_.records += lines_.size();
+    advance(ch, txn.timestamp);
   }
-  stats_.records += lines_.size();
-  if (!lines_.empty()) ch->lastCursor.assign(mapper_.lastCursor());
   switch (outcome) {
     case Hdb3TxnMapper::Outcome::Mapped:
       if (!why.empty()) {
         ++stats_.malformed;
-        logMalformed(fmt::format("channel '{}': {}", ch->name, why));
+        logMalformed(fmt::format("channel '{}': {}", ch.name, why));
       }
       return;
     case Hdb3TxnMapper::Outcome::Ignored: {
       uint64_t held = 0;
       if (ignoredLog_.allow(held))
-        spdlog::debug("{}: channel '{}': ignoring {} ({} similar not logged)", name_, ch->name, why, held);
+        spdlog::debug("{}: channel '{}': ignoring {} ({} similar not logged)", name_, ch.name, why, held);
       return;
     }
     case Hdb3TxnMapper::Outcome::Malformed:
       ++stats_.malformed;
-      logMalformed(fmt::format("channel '{}': dropped a transaction: {}", ch->name, why));
+      logMalformed(fmt::format("channel '{}': dropped a transaction: {}", ch.name, why));
       return;
   }
 }
@@ -383,7 +551,7 @@ void Hdb3Source::logMalformed(const std::string& what) {
 
 void Hdb3Source::send(std::string text) {
   if (!wsi_) return;
-  if (outbox_.size() >= channels_.size() + kOutboxSlack) {
+  if (outbox_.size() >= 2 * channels_.size() + kOutboxSlack) {
     abandon("the server does not read what we send", false);
     return;
   }

@@ -13,6 +13,11 @@
 // before #setAuthToken is a refused login. Any drop is followed by a reconnect
 // after a jittered, growing delay (a long one after a refused login), and the
 // whole sequence runs again.
+//
+// Resume: once subscribed, each table with a checkpoint asks the `catchup` RPC
+// for what changed since then; live messages that arrive meanwhile wait. The
+// catch-up is delivered, then the waiting messages, then live, each
+// transaction once (docs/delivery.md, "HarperDB 3").
 #pragma once
 
 #include <libwebsockets.h>
@@ -24,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint.h"
 #include "config.h"
 #include "envelope.h"
 #include "event_loop.h"
@@ -42,11 +48,12 @@ class Hdb3Source : public Source {
  public:
   using State = ReconnectingClient::State;
   // Where an open connection is (ReconnectingClient's State::Open).
-  enum class Phase { LoggingIn, Subscribing };
+  enum class Phase { LoggingIn, Subscribing, CatchingUp };
 
   struct Table {
     const TableConfig* config;
     Fanout::Route route;
+    CheckpointBook::Entry* checkpoint;  // the last delivered cursor (loaded from the state dir)
   };
 
   // `tables` are this server's tables. `onStateChange` runs whenever
@@ -68,14 +75,28 @@ class Hdb3Source : public Source {
   static int lwsCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) noexcept;
 
  private:
+  // A live message held back while its channel catches up.
+  struct Held {
+    std::string message;  // the whole WebSocket message, padded for simdjson
+    size_t dataOffset = 0, dataSize = 0;  // the #publish's data inside it
+  };
+
   struct Channel {
     std::string name;        // schema:table
-    std::string primaryKey;
+    const TableConfig* config;
     EnvelopeWriter envelope;
     Fanout::Route route;
+    CheckpointBook::Entry* checkpoint;
     int64_t subscribeCid = 0;
     bool subscribed = false;
-    std::string lastCursor;  // of the last line delivered; empty before the first
+    int64_t catchupCid = 0;  // a catchup RPC in flight
+    // This connection resumed: transactions at or before this time were delivered.
+    bool resuming = false;
+    double resumeValue = 0;
+    bool verifyReach = false;      // the catch-up must reach back to the checkpoint's transaction
+    std::vector<double> caughtUp;  // sorted: the catch-up's last timestamps, whose live copies are duplicates
+    std::vector<Held> held;
+    size_t heldBytes = 0;
   };
 
   int onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
@@ -88,7 +109,16 @@ class Hdb3Source : public Source {
   void onAck(const sc::Packet& p);
   void onAuthenticated();
   void onPublish(const sc::Packet& p);
+  void deliver(Channel& ch, std::string_view data, const char* bufferEnd, std::string_view raw);
   void onAllSubscribed();
+  // Asks for what the channel missed, if anything; returns whether it did.
+  bool startCatchup(Channel& ch);
+  void onCatchup(Channel& ch, const sc::Packet& p);
+  void deliverCatchup(Channel& ch);
+  void onCaughtUp();
+  void publishGap(Channel& ch, std::string_view reason, const std::string& message);
+  bool alreadyDelivered(const Channel& ch, double ts) const;
+  void advance(Channel& ch, std::string_view ts);
   void onPeerClose(const void* in, size_t len);
   void send(std::string text);
   void checkLiveness();
@@ -113,7 +143,7 @@ class Hdb3Source : public Source {
   int64_t nextCid_ = 1;
   int64_t handshakeCid_ = 0;
   bool authenticated_ = false;      // #setAuthToken seen on this connection
-  bool everSubscribed_ = false;     // a later subscription may have missed changes
+  bool historyDone_ = false;        // start: history was asked for (first subscription only)
   std::chrono::milliseconds pingTimeout_{0};
   std::chrono::steady_clock::time_point lastReceive_{};
 
@@ -122,6 +152,7 @@ class Hdb3Source : public Source {
   Hdb3TxnMapper mapper_;
   std::vector<Line> lines_;
   std::vector<Change> changes_;  // lines_ as the fan-out takes them
+  std::vector<Hdb3CaughtUp> caught_;  // a catchup answer, mapped
 
   int closeCode_ = 0;               // from #disconnect or the close frame
   std::string closeReason_;
