@@ -17,7 +17,7 @@
 // Resume: once subscribed, each table with a checkpoint asks the `catchup` RPC
 // for what changed since then; live messages that arrive meanwhile wait. The
 // catch-up is delivered, then the waiting messages, then live, each
-// transaction once (docs/delivery.md, "HarperDB 3").
+// transaction once (hdb3_catchup.cpp; docs/harperdb3.md, "Resume").
 #pragma once
 
 #include <libwebsockets.h>
@@ -110,6 +110,7 @@ class Hdb3Source : public Source {
   void onAuthenticated();
   void onPublish(const sc::Packet& p);
   void deliver(Channel& ch, std::string_view data, const char* bufferEnd, std::string_view raw);
+  // The catch-up (hdb3_catchup.cpp): from every subscription acknowledged to State::Subscribed.
   void onAllSubscribed();
   // Asks for what the channel missed, if anything; returns whether it did.
   bool startCatchup(Channel& ch);
@@ -117,7 +118,7 @@ class Hdb3Source : public Source {
   void deliverCatchup(Channel& ch);
   void onCaughtUp();
   void publishGap(Channel& ch, std::string_view reason, const std::string& message);
-  bool alreadyDelivered(const Channel& ch, double ts) const;
+  bool alreadyDelivered(const Channel& ch, std::string_view timestamp) const;
   void advance(Channel& ch, std::string_view ts);
   void onPeerClose(const void* in, size_t len);
   void send(std::string text);

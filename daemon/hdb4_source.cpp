@@ -19,13 +19,6 @@ using namespace std::chrono_literals;
 // after this long counts as subscribed.
 constexpr auto kSettleTime = 300ms;
 
-// Text from the network, made safe for one log line.
-std::string printable(std::string_view s, size_t max = 200) {
-  std::string out;
-  for (char c : s.substr(0, max)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
-  if (s.size() > max) out += "...";
-  return out;
-}
 
 double nowMillis() {
   using namespace std::chrono;

@@ -6,6 +6,13 @@ namespace hdb {
 
 std::string seconds(std::chrono::milliseconds d) { return fmt::format("{:.1f} s", double(d.count()) / 1000.0); }
 
+std::string printable(std::string_view s, size_t max) {
+  std::string out;
+  for (char c : s.substr(0, max)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  if (s.size() > max) out += "...";
+  return out;
+}
+
 ReconnectingClient::ReconnectingClient(EventLoop& loop, const std::string& name, std::string host, Open open,
                                        std::function<void()> onStateChange)
     : loop_(loop),

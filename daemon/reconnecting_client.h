@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "backoff.h"
 #include "event_loop.h"
@@ -70,5 +71,7 @@ class ReconnectingClient {
 
 // A duration for a log line: "2.5 s".
 std::string seconds(std::chrono::milliseconds d);
+// Text from the network, made safe for one log line (at most `max` bytes of it).
+std::string printable(std::string_view s, size_t max = 200);
 
 }  // namespace hdb
