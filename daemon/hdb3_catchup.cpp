@@ -47,7 +47,6 @@ void Hdb3Source::onAllSubscribed() {
     spdlog::info("{}: subscribed to {} as user '{}'", name_, names, server_.username);
   bool catchingUp = false;
   for (Channel& ch : channels_) catchingUp |= startCatchup(ch);
-  historyDone_ = true;
   if (!catchingUp) return onCaughtUp();
   phase_ = Phase::CatchingUp;
   stepTimer_.start(kCatchupTimeout, [this] {
@@ -68,9 +67,12 @@ bool Hdb3Source::startCatchup(Channel& ch) {
     // hold; a whole number is the time a subscription started (below), not a transaction.
     ch.verifyReach = cursor.find('.') != std::string::npos;
     window = now - ch.resumeValue + double(kClockSlack.count());
-  } else if (ch.config->start == StartMode::History && !historyDone_) {
-    ch.resumeValue = now - double(ch.config->history.count());
-    window = double(ch.config->history.count());
+  } else if (ch.config->start == StartMode::History) {
+    // First run: the last `history`. Its start becomes the checkpoint (a whole number,
+    // like the live one below), so a drop before the answer asks for the same again.
+    ch.resumeValue = std::floor(now - double(ch.config->history.count()));
+    ch.checkpoint->set(fmt::format("{:.0f}", ch.resumeValue));
+    window = now - ch.resumeValue;
   } else {
     // Live from now on: a drop before the first change resumes from here (on the
     // server's clock, which may lag ours by up to kClockSlack).
@@ -129,7 +131,8 @@ void Hdb3Source::deliverCatchup(Channel& ch) {
   if (ch.verifyReach && std::none_of(values.begin(), values.end(), [&](double v) { return v <= ch.resumeValue; }))
     publishGap(ch, "history_expired",
                fmt::format("the server's catch-up does not reach back to the checkpoint {} (its transaction log "
-                           "was purged, or its clock is more than {} ahead of ours); changes before {} are lost",
+                           "was purged, or its clock is more than {} ahead of ours); changes between the checkpoint "
+                           "and {} may be lost",
                            ch.checkpoint->cursor, seconds(kClockSlack),
                            caught_.empty() ? std::string("now") : std::string(caught_[order.front()].timestamp)));
   double newest = values.empty() ? 0 : values[order.back()];
@@ -142,7 +145,8 @@ void Hdb3Source::deliverCatchup(Channel& ch) {
     }
     if (values[i] >= newest - kSeamMillis) ch.caughtUp.push_back(values[i]);
     changes_.clear();
-    for (size_t k = 0; k < c.lines.size(); ++k) changes_.push_back(Change{c.operation, c.lines[k], c.changes[k].record});
+    for (size_t k = 0; k < c.lines.size(); ++k)
+      changes_.push_back(Change{c.operation, c.lines[k], c.changes[k].record});
     if (!changes_.empty()) ch.route.publish(changes_, c.raw);
     stats_.records += c.lines.size();
     ++delivered;

@@ -144,7 +144,6 @@ class Hdb3Source : public Source {
   int64_t nextCid_ = 1;
   int64_t handshakeCid_ = 0;
   bool authenticated_ = false;      // #setAuthToken seen on this connection
-  bool historyDone_ = false;        // start: history was asked for (first subscription only)
   std::chrono::milliseconds pingTimeout_{0};
   std::chrono::steady_clock::time_point lastReceive_{};
 

@@ -351,7 +351,9 @@ void Hdb4Source::lost(lws* wsi, const std::string& why) {
 void Hdb4Source::shutdown() {
   settleTimer_.cancel();
   if (client_.shutdown(wsi_) && wsi_) {
-    lws_close_reason(wsi_, LWS_CLOSE_STATUS_GOINGAWAY, reinterpret_cast<unsigned char*>(const_cast<char*>("bridge stopping")), 15);
+    static constexpr char kBye[] = "bridge stopping";
+    lws_close_reason(wsi_, LWS_CLOSE_STATUS_GOINGAWAY, reinterpret_cast<unsigned char*>(const_cast<char*>(kBye)),
+                     sizeof kBye - 1);
     lws_callback_on_writable(wsi_);
   }
 }

@@ -212,8 +212,19 @@ class ResumeCase(unittest.TestCase):
         self.addCleanup(writer.stop)
         return writer
 
-    def account(self, name: str, feed: Feed, writer: Writer) -> None:
-        """Waits for every written id; checks order, duplicates and gaps; prints the scenario's line."""
+    @staticmethod
+    def logged_ids(table: str) -> set[Any]:
+        """The ids of every transaction in HarperDB 3's own transaction log for the table (what catchup reads)."""
+        entries = HDB.op({"operation": "read_transaction_log", "schema": SCHEMA, "table": table}, timeout=60)
+        return {i for e in entries for i in e.get("hash_values", [])}
+
+    def account(self, name: str, feed: Feed, writer: Writer, in_flight: set[int] | None = None) -> None:
+        """Waits for every written id; checks order, duplicates and gaps; prints the scenario's line.
+
+        in_flight: the ids of the batch HarperDB was writing when it was SIGKILLed. HarperDB 3 can commit a
+        record and die before its transaction reaches the transaction log (and before publishing it): the
+        retried insert then reports it as existing, yet neither the live feed nor catchup will ever show it.
+        Such ids, and only those, are tolerated, after checking HarperDB's own log does not have them."""
         written = writer.join()
         try:
             hdb.wait_for(lambda: written <= {e.get("id") for e in feed.inserts()}, DELIVERY_TIMEOUT,
@@ -223,14 +234,20 @@ class ResumeCase(unittest.TestCase):
         inserts = feed.inserts()
         distinct = {e["id"] for e in inserts}
         lost = sorted(written - distinct)
+        unlogged: list[int] = []
+        if lost and in_flight:
+            logged = self.logged_ids(feed.table)
+            unlogged = [i for i in lost if i in in_flight and i not in logged]
+            lost = [i for i in lost if i not in unlogged]
         duplicated = len(inserts) - len(distinct)
         line = (f"{name}: written {len(written)}, delivered {len(distinct & written)}, duplicated {duplicated}, "
-                f"lost {len(lost)}")
+                f"lost {len(lost)}" + (f" (+{len(unlogged)} committed by HarperDB without a transaction-log entry "
+                                       f"when killed: ids {unlogged[0]}..{unlogged[-1]})" if unlogged else ""))
         RESULTS.append(line)
         note(f"{line} ({writer.failed_attempts} failed write attempts retried, {time.monotonic() - self.t0:.1f} s)")
         self.assertEqual(lost, [], f"lost ids (first 20): {lost[:20]}\n{feed.logs()[-4000:]}")
         self.assertEqual(len(written), N)
-        self.assertEqual(distinct, written, "lines for ids that were never written")
+        self.assertEqual(distinct | set(unlogged), written, "lines for ids that were never written")
         self.assertEqual(duplicated, 0, "duplicates")
         for run in range(len(feed.runs)):
             lines = feed.lines(run)
@@ -248,12 +265,14 @@ class ResumeCase(unittest.TestCase):
         bridge = feed.start()
         writer = self.write(feed.table)
         writer.wait_count(1500)
-        note(f"SIGKILL HarperDB 3 at {len(writer.confirmed)} ids ({time.monotonic() - self.t0:.1f} s)")
+        confirmed = len(writer.confirmed)
+        note(f"SIGKILL HarperDB 3 at {confirmed} ids ({time.monotonic() - self.t0:.1f} s)")
         HDB.kill9()
+        in_flight = set(range(confirmed + 1, confirmed + 2 * BATCH + 1))  # the batch in flight, or the next
         time.sleep(1)
         HDB.restart()
         note(f"HarperDB 3 back ({time.monotonic() - self.t0:.1f} s)")
-        self.account("1 HarperDB 3 SIGKILL + restart", feed, writer)
+        self.account("1 HarperDB 3 SIGKILL + restart", feed, writer, in_flight)
         log = bridge.log()
         self.assertIn("caught up", log)
         self.assertNotIn("gap:", log)
