@@ -22,28 +22,35 @@ constexpr auto kShutdownDeadline = 1500ms;
 }  // namespace
 
 Bridge::Bridge(const Config& config)
-    : config_(config),
-      stateDir_(config_.stateDir),
-      loop_(std::make_unique<EventLoop>(config_, [this](int signo) { onSignal(signo); })),
+    : config_(std::make_shared<const Config>(config)),
+      stateDir_(config_->stateDir),
+      loop_(std::make_unique<EventLoop>(*config_, [this](int signo) { onSignal(signo); })),
       shutdownTimer_(*loop_),
       checkpointTimer_(*loop_) {
-  for (const auto& sink : config_.sinks) fanout_.add(makeSink(*loop_, sink));
-  // HarperDB 3 carries all of a server's tables on one connection: one source per server.
-  std::map<std::string, std::vector<Hdb3Source::Table>> hdb3Tables;
-  for (const auto& table : config_.tables) {
-    const ServerConfig& server = config_.servers.at(table.server);
+  for (const auto& sink : config_->sinks) fanout_.add(makeSink(*loop_, sink));
+  for (const auto& [key, spec] : sourcesOf(*config_)) addSource(key, spec);
+}
+
+// Creates (does not start) the subscription for `spec`, which points into config_.
+void Bridge::addSource(const std::string& key, const SourceSpec& spec) {
+  const ServerConfig& server = *spec.server;
+  std::unique_ptr<Source> source;
+  auto checkpointOf = [&](const TableConfig& table) -> CheckpointBook::Entry& {
     std::string label = table.key() + " on server '" + server.name + "'";
-    auto& checkpoint = checkpoints_.add(stateDir_, server.name, table.database, table.table, label);
-    if (server.protocol == Protocol::HarperDB3) {
-      hdb3Tables[server.name].push_back({&table, fanout_.routeFor(table.key()), &checkpoint});
-      continue;
-    }
-    sources_.push_back(std::make_unique<Hdb4Source>(*loop_, server, table, fanout_.routeFor(table.key()),
-                                                    checkpoint, [this] { onStateChange(); }));
+    return checkpoints_.add(stateDir_, server.name, table.database, table.table, label);
+  };
+  if (server.protocol == Protocol::HarperDB3) {
+    std::vector<Hdb3Source::Table> tables;
+    for (const TableConfig* table : spec.tables)
+      tables.push_back({table, fanout_.routeFor(table->key()), &checkpointOf(*table)});
+    source = std::make_unique<Hdb3Source>(*loop_, server, std::move(tables), [this] { onStateChange(); });
+  } else {
+    const TableConfig& table = *spec.tables.front();
+    auto& checkpoint = checkpointOf(table);
+    source = std::make_unique<Hdb4Source>(*loop_, server, table, fanout_.routeFor(table.key()), checkpoint,
+                                          [this] { onStateChange(); });
   }
-  for (auto& [name, tables] : hdb3Tables)
-    sources_.push_back(std::make_unique<Hdb3Source>(*loop_, config_.servers.at(name), std::move(tables),
-                                                    [this] { onStateChange(); }));
+  sources_.push_back({key, config_, std::move(source)});
 }
 
 Bridge::~Bridge() {
@@ -51,40 +58,43 @@ Bridge::~Bridge() {
   // reach the sources and sinks), then the objects themselves.
   shutdownTimer_.cancel();
   checkpointTimer_.cancel();
-  for (auto& source : sources_) source->shutdown();
+  for (auto& running : sources_) running.source->shutdown();
+  for (auto& running : retiring_) running.source->shutdown();
   loop_->destroyContext();
   checkpoints_.flush();
 }
 
 int Bridge::run() {
-  spdlog::info("hdb-bridge {} starting: {} table(s), {} sink(s)", HDB_BRIDGE_VERSION, config_.tables.size(),
+  spdlog::info("hdb-bridge {} starting: {} table(s), {} sink(s)", HDB_BRIDGE_VERSION, config_->tables.size(),
                fanout_.sinks().size());
-  for (const auto& [name, server] : config_.servers)
+  for (const auto& [name, server] : config_->servers)
     if (server.url.tls && !server.tls.verify)
       spdlog::warn("server '{}': TLS certificate verification is off (tls: {{verify: false}}): the connection is "
                    "encrypted but anyone on the path can pose as the server",
                    name);
   notify::status("connecting");
-  for (auto& source : sources_) source->start();
+  for (auto& running : sources_) running.source->start();
   scheduleCheckpoint();
   loop_->run([this] { afterService(); });
   // Everything delivered is flushed (or abandoned at the deadline): record it,
   // so the next start continues right after it.
   checkpoints_.flush();
   // What each upstream did, so a run that met a hostile peer says how often.
-  for (const auto& source : sources_) {
-    const SourceStats& s = source->stats();
-    spdlog::info("{}: {} messages, {} lines; dropped: {} malformed ({} over max_message_bytes), {} duplicates; "
-                 "{} connects, {} drops, {} gaps",
-                 source->name(), s.frames, s.records, s.malformed, s.oversized, s.duplicates, s.connects, s.drops,
-                 s.gaps);
-  }
+  for (const auto& running : sources_) logStats(*running.source);
   spdlog::info("hdb-bridge stopped");
   return 0;
 }
 
+void Bridge::logStats(const Source& source) const {
+  const SourceStats& s = source.stats();
+  spdlog::info("{}: {} messages, {} lines; dropped: {} malformed ({} over max_message_bytes), {} duplicates; "
+               "{} connects, {} drops, {} gaps",
+               source.name(), s.frames, s.records, s.malformed, s.oversized, s.duplicates, s.connects, s.drops,
+               s.gaps);
+}
+
 void Bridge::scheduleCheckpoint() {
-  checkpointTimer_.start(config_.checkpointInterval, [this] {
+  checkpointTimer_.start(config_->checkpointInterval, [this] {
     checkpoints_.flush();
     scheduleCheckpoint();
   });
@@ -92,7 +102,7 @@ void Bridge::scheduleCheckpoint() {
 
 void Bridge::onSignal(int signo) {
   if (signo == SIGHUP) {
-    spdlog::info("SIGHUP received; reloading is not supported yet, configuration unchanged");
+    if (!shuttingDown_) reload();
     return;
   }
   beginShutdown(signo == SIGINT ? "SIGINT" : "SIGTERM");
@@ -109,7 +119,8 @@ void Bridge::beginShutdown(const char* why) {
   notify::stopping();
   checkpointTimer_.cancel();
   fanout_.close();
-  for (auto& source : sources_) source->shutdown();
+  for (auto& running : sources_) running.source->shutdown();
+  for (auto& running : retiring_) running.source->shutdown();
   shutdownTimer_.start(kShutdownDeadline, [this] {
     deadlinePassed_ = true;
     spdlog::warn("shutdown deadline passed; {} line(s) may be unsent",
@@ -121,21 +132,28 @@ void Bridge::beginShutdown(const char* why) {
 
 void Bridge::onStateChange() {
   if (ready_ || shuttingDown_) return;
-  bool all = std::all_of(sources_.begin(), sources_.end(), [](const auto& s) { return s->subscribed(); });
+  bool all = std::all_of(sources_.begin(), sources_.end(), [](const auto& r) { return r.source->subscribed(); });
   if (!all) return;
   ready_ = true;
-  spdlog::info("all {} table(s) subscribed; ready", config_.tables.size());
+  spdlog::info("all {} table(s) subscribed; ready", config_->tables.size());
   notify::ready();
   notify::status("subscribed to every table");
 }
 
 bool Bridge::drained() const {
-  bool sourcesDone = std::all_of(sources_.begin(), sources_.end(), [](const auto& s) { return s->stopped(); });
-  return sourcesDone && !fanout_.pending();
+  auto stopped = [](const Running& r) { return r.source->stopped(); };
+  return std::all_of(sources_.begin(), sources_.end(), stopped) &&
+         std::all_of(retiring_.begin(), retiring_.end(), stopped) && !fanout_.pending();
 }
 
 void Bridge::afterService() {
   fanout_.flush();
+  // Subscriptions a reload stopped: freed once their connection is gone.
+  std::erase_if(retiring_, [this](const Running& r) {
+    if (!r.source->stopped()) return false;
+    logStats(*r.source);
+    return true;
+  });
   // Only what left every queue may become the checkpoint on disk: a line still
   // queued when the process ends is replayed after a restart, never skipped.
   if (!fanout_.pending()) checkpoints_.drained();
@@ -145,7 +163,7 @@ void Bridge::afterService() {
   }
   // stdout closed early (`| head -3`) with nothing else to serve: done.
   const auto& sinks = fanout_.sinks();
-  if (!shuttingDown_ && std::all_of(sinks.begin(), sinks.end(), [](const auto& s) {
+  if (!shuttingDown_ && !sinks.empty() && std::all_of(sinks.begin(), sinks.end(), [](const auto& s) {
         auto* out = dynamic_cast<StdoutSink*>(s.get());
         return out && out->stopped();
       }))

@@ -1,15 +1,19 @@
 // The daemon's top level: builds the loop, sinks, fan-out and sources from a
-// validated config, runs them, and shuts them down in order on SIGTERM/SIGINT.
+// validated config, runs them, applies a changed config on SIGHUP (reload.cpp
+// plans it; only what changed is touched), and shuts them down in order on
+// SIGTERM/SIGINT.
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "checkpoint.h"
 #include "config.h"
 #include "event_loop.h"
 #include "fanout.h"
+#include "reload_plan.h"
 #include "source.h"
 
 namespace hdb {
@@ -32,13 +36,26 @@ class Bridge {
   bool drained() const;
 
   void scheduleCheckpoint();
+  void reload();
+  void apply(const ReloadPlan& plan, std::shared_ptr<Config> next);
+  void addSource(const std::string& key, const SourceSpec& spec);
+  void logStats(const Source& source) const;
 
-  Config config_;
+  // A source with the config generation its references point into: a reload
+  // swaps config_ but leaves untouched subscriptions running on the old one.
+  struct Running {
+    std::string key;  // sourcesOf()'s
+    std::shared_ptr<const Config> config;
+    std::unique_ptr<Source> source;
+  };
+
+  std::shared_ptr<const Config> config_;
   StateDir stateDir_;  // locked for as long as the bridge runs
   CheckpointBook checkpoints_;
   std::unique_ptr<EventLoop> loop_;
   Fanout fanout_;
-  std::vector<std::unique_ptr<Source>> sources_;
+  std::vector<Running> sources_;
+  std::vector<Running> retiring_;  // stopped by a reload; freed once their connection is gone
   Timer shutdownTimer_;
   Timer checkpointTimer_;
   bool ready_ = false;

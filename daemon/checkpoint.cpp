@@ -137,8 +137,13 @@ namespace hdb {
 CheckpointBook::Entry& CheckpointBook::add(const StateDir& dir, const std::string& server,
                                            const std::string& database, const std::string& table,
                                            const std::string& label) {
+  std::string file = dir.fileFor(server, database, table);
+  // A reload that restarts a table's subscription resumes from what this
+  // process delivered, not from the (older) file.
+  for (Entry& known : entries_)
+    if (known.file == file) return known;
   Entry& e = entries_.emplace_back();
-  e.file = dir.fileFor(server, database, table);
+  e.file = std::move(file);
   e.label = label;
   if (auto cursor = readCheckpoint(e.file)) e.cursor = e.written = *cursor;
   return e;

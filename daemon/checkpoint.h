@@ -70,7 +70,8 @@ class CheckpointBook {
     }
   };
 
-  // Loads the table's checkpoint (see readCheckpoint for failures).
+  // Loads the table's checkpoint (see readCheckpoint for failures); a table
+  // added before (a reload restarting it) gets its existing entry back.
   Entry& add(const StateDir& dir, const std::string& server, const std::string& database,
              const std::string& table, const std::string& label);
   // Every sink has written out every line it was given.

@@ -25,6 +25,7 @@ enum class SinkType { Stdout, Unix, Fifo };
 struct TlsConfig {
   bool verify = true;   // verify the server certificate (chain and host name)
   std::string caFile;   // empty: the system CA store
+  bool operator==(const TlsConfig&) const = default;
 };
 
 // A parsed ws:// or wss:// URL.
@@ -33,6 +34,7 @@ struct Url {
   std::string host;     // without brackets for IPv6 literals
   uint16_t port = 0;
   std::string path;     // always starts with '/'
+  bool operator==(const Url&) const = default;
 };
 
 struct ServerConfig {
@@ -56,6 +58,8 @@ struct ServerConfig {
   // How far back the server keeps history (HarperDB's audit log, 3 days by
   // default): a checkpoint older than this cannot be resumed without a gap.
   std::chrono::milliseconds historyRetention{std::chrono::hours(72)};
+  // Reload compares whole servers: any difference reconnects its tables.
+  bool operator==(const ServerConfig&) const = default;
 };
 
 // Where a table starts when there is no checkpoint yet.
@@ -69,6 +73,7 @@ struct TableConfig {
   StartMode start = StartMode::Live;  // `start:`; `snapshot: true` means StartMode::Snapshot
   std::chrono::milliseconds history{0};  // with StartMode::History: how far back
   std::string key() const { return database + "." + table; }
+  bool operator==(const TableConfig&) const = default;
 };
 
 // What a sink writes per change: the envelope line, the record's JSON alone,
@@ -96,6 +101,8 @@ struct SinkConfig {
   // the file mode lets in.
   std::vector<uint32_t> allowUids;
   std::vector<uint32_t> allowGids;
+
+  bool operator==(const SinkConfig&) const = default;
 
   OverflowPolicy overflow() const {
     return onOverflow.value_or(type == SinkType::Stdout ? OverflowPolicy::DropNewest : OverflowPolicy::Disconnect);

@@ -139,8 +139,9 @@ void resolvePassword(Reader& r, const Value& server, const Present& present, Ser
     s.cfg.password = s.password;
   } else if (present.count("password_file") && !s.passwordFile.empty()) {
     const Value& at = present.at("password_file");
-    std::string text;
-    if (auto why = readFile(r.resolve(s.passwordFile), text)) return r.error(at, "cannot read: " + *why);
+    std::string file, text;
+    if (auto why = expandEnv(s.passwordFile, file)) return r.error(at, *why);
+    if (auto why = readFile(r.resolve(file), text)) return r.error(at, "cannot read: " + *why);
     if (text.ends_with('\n')) text.pop_back();
     if (text.ends_with('\r')) text.pop_back();
     if (text.empty()) return r.error(at, "the file is empty");

@@ -48,6 +48,9 @@ std::optional<size_t> parseSize(const std::string& text);
 std::optional<unsigned> parseMode(const std::string& text);
 // "500ms", "30s", "5m", "2h", "3d" (a number and a unit, no unit = error).
 std::optional<std::chrono::milliseconds> parseDuration(const std::string& text);
+// Replaces ${NAME} by the environment variable (error when unset or empty) and
+// ${NAME:-default} by it or the default; on failure the reason.
+std::optional<std::string> expandEnv(const std::string& text, std::string& out);
 
 // Knows where errors go and where relative paths start. Each typed read
 // reports a wrong value itself and then leaves its target untouched.

@@ -1,4 +1,5 @@
-// Parsers of single config values: a server's URL, a byte size, a file mode.
+// Parsers of single config values: a server's URL, a byte size, a file mode,
+// a duration, and ${NAME} in a file name.
 // URL reasons never repeat the whole URL: a user who pasted credentials into
 // it must not see them echoed in a log or an error line.
 #include <arpa/inet.h>
@@ -6,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <cstdlib>
 #include <string_view>
 
 #include "config.h"
@@ -139,6 +141,41 @@ std::optional<std::chrono::milliseconds> parseDuration(const std::string& text) 
   std::string unit = text.substr(std::min(text.find_first_not_of(' ', digits), text.size()));
   for (const auto& u : kUnits)
     if (unit == u.name) return std::chrono::milliseconds(value * u.value);
+  return std::nullopt;
+}
+
+// ${NAME} and ${NAME:-default}. Only braced names, so a '$' anywhere else is
+// kept as it is; systemd's $CREDENTIALS_DIRECTORY is what this is for.
+std::optional<std::string> expandEnv(const std::string& text, std::string& out) {
+  std::string result;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t open = text.find("${", at);
+    if (open == std::string::npos) break;
+    result.append(text, at, open - at);
+    size_t close = text.find('}', open + 2);
+    if (close == std::string::npos) return "'${' without a closing '}'";
+    std::string inner = text.substr(open + 2, close - open - 2);
+    size_t dash = inner.find(":-");
+    std::string name = inner.substr(0, dash);
+    bool validName = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+                     std::all_of(name.begin(), name.end(), [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                     });
+    if (!validName) return "expected ${NAME} or ${NAME:-default} with NAME made of letters, digits and '_'";
+    const char* value = std::getenv(name.c_str());
+    if (value != nullptr && *value != '\0') {
+      result.append(value);
+    } else if (dash != std::string::npos) {
+      result.append(inner, dash + 2);
+    } else {
+      return "${" + name + "} is not set" +
+             (name == "CREDENTIALS_DIRECTORY" ? " (systemd sets it for a unit with LoadCredential=)" : "");
+    }
+    at = close + 1;
+  }
+  result.append(text, std::min(at, text.size()));
+  out = std::move(result);
   return std::nullopt;
 }
 

@@ -72,17 +72,7 @@ EventLoop::EventLoop(const Config& config, SignalHandler onSignal) {
   if (!localVhost_) throw std::runtime_error("cannot create the local vhost");
 
   // One client vhost per server: TLS trust settings are per vhost in lws.
-  for (const auto& [name, server] : config.servers) {
-    lws_context_creation_info ci{};
-    ci.vhost_name = name.c_str();
-    ci.port = CONTEXT_PORT_NO_LISTEN;
-    ci.protocols = kClientProtocols;
-    ci.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-    if (!server.tls.caFile.empty()) ci.client_ssl_ca_filepath = server.tls.caFile.c_str();
-    lws_vhost* vh = lws_create_vhost(context_, &ci);
-    if (!vh) throw std::runtime_error("cannot create the client vhost for server '" + name + "'");
-    clientVhosts_[name] = vh;
-  }
+  for (const auto& [name, server] : config.servers) ensureClientVhost(server);
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -100,7 +90,27 @@ EventLoop::~EventLoop() { destroyContext(); }
 
 lws_vhost* EventLoop::clientVhost(const std::string& server) const {
   auto it = clientVhosts_.find(server);
-  return it == clientVhosts_.end() ? nullptr : it->second;
+  return it == clientVhosts_.end() ? nullptr : it->second->vhost;
+}
+
+void EventLoop::ensureClientVhost(const ServerConfig& server) {
+  auto& slot = clientVhosts_[server.name];
+  if (slot && slot->caFile == server.tls.caFile) return;
+  auto vh = std::make_unique<ClientVhost>();
+  vh->caFile = server.tls.caFile;
+  // lws wants distinct vhost names; a replacement gets a suffix.
+  vh->name = server.name;
+  if (slot) vh->name += "#" + std::to_string(++vhostGeneration_);
+  lws_context_creation_info ci{};
+  ci.vhost_name = vh->name.c_str();
+  ci.port = CONTEXT_PORT_NO_LISTEN;
+  ci.protocols = kClientProtocols;
+  ci.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  if (!vh->caFile.empty()) ci.client_ssl_ca_filepath = vh->caFile.c_str();
+  vh->vhost = lws_create_vhost(context_, &ci);
+  if (!vh->vhost) throw std::runtime_error("cannot create the client vhost for server '" + server.name + "'");
+  if (slot) replacedVhosts_.push_back(std::move(slot));
+  slot = std::move(vh);
 }
 
 void EventLoop::run(const std::function<void()>& afterService) {
@@ -129,6 +139,7 @@ void EventLoop::destroyContext() {
   context_ = nullptr;
   localVhost_ = nullptr;
   clientVhosts_.clear();
+  replacedVhosts_.clear();
 }
 
 void Timer::start(std::chrono::microseconds delay, std::function<void()> fn) {

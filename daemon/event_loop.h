@@ -31,6 +31,10 @@ class EventLoop {
   lws_context* context() const { return context_; }
   lws_vhost* localVhost() const { return localVhost_; }
   lws_vhost* clientVhost(const std::string& server) const;
+  // Makes sure `server` has a client vhost with its trust settings (a server a
+  // reload added, or whose tls.ca_file changed). A replaced vhost stays until
+  // exit: connections still closing may use it.
+  void ensureClientVhost(const ServerConfig& server);
   Resolver& resolver() { return *resolver_; }
 
   // Services lws until stop(); after every wake-up it hands finished name
@@ -51,7 +55,14 @@ class EventLoop {
 
   lws_context* context_ = nullptr;
   lws_vhost* localVhost_ = nullptr;
-  std::map<std::string, lws_vhost*> clientVhosts_;
+  struct ClientVhost {
+    lws_vhost* vhost = nullptr;
+    std::string caFile;
+    std::string name;  // lws keeps the pointer: stable storage
+  };
+  std::map<std::string, std::unique_ptr<ClientVhost>> clientVhosts_;
+  std::vector<std::unique_ptr<ClientVhost>> replacedVhosts_;
+  uint32_t vhostGeneration_ = 0;
   std::unique_ptr<SignalReader> signals_;
   std::unique_ptr<Resolver> resolver_;
   bool stop_ = false;

@@ -21,19 +21,52 @@ Fanout::~Fanout() {
   if (!sinks_.empty()) logStats();
 }
 
-void Fanout::add(std::unique_ptr<Sink> sink) { sinks_.push_back(std::move(sink)); }
+void Fanout::add(std::unique_ptr<Sink> sink) {
+  sinks_.push_back(std::move(sink));
+  rebuildRoutes();
+}
+
+bool Fanout::remove(const std::string& name) {
+  auto it = std::find_if(sinks_.begin(), sinks_.end(), [&](const auto& s) { return s->config().name == name; });
+  if (it == sinks_.end()) return false;
+  std::unique_ptr<Sink> sink = std::move(*it);
+  sinks_.erase(it);
+  std::erase(dirty_, sink.get());
+  rebuildRoutes();
+  sink->retire();
+  return true;
+}
+
+Sink* Fanout::find(const std::string& name) const {
+  for (const auto& sink : sinks_)
+    if (sink->config().name == name) return sink.get();
+  return nullptr;
+}
 
 Fanout::Route Fanout::routeFor(const std::string& tableKey) {
-  Route route;
-  route.fanout_ = this;
-  for (auto& sink : sinks_) {
-    if (!sink->filter().takesTable(tableKey)) continue;
-    route.sinks_.push_back(sink.get());
-    route.wantsEnvelope_ |= sink->format() == SinkFormat::Envelope;
-    route.wantsRecord_ |= sink->format() == SinkFormat::Record;
-    route.wantsRaw_ |= sink->format() == SinkFormat::Raw;
+  auto& data = routes_[tableKey];
+  if (!data) {
+    data = std::make_unique<Route::Data>();
+    data->tableKey = tableKey;
+    fill(*data);
   }
-  return route;
+  return Route(this, data.get());
+}
+
+void Fanout::rebuildRoutes() {
+  for (auto& [key, data] : routes_) fill(*data);
+}
+
+void Fanout::fill(Route::Data& route) const {
+  route.sinks.clear();
+  route.wantsEnvelope = route.wantsRecord = route.wantsRaw = false;
+  for (const auto& sink : sinks_) {
+    if (!sink->filter().takesTable(route.tableKey)) continue;
+    route.sinks.push_back(sink.get());
+    route.wantsEnvelope |= sink->format() == SinkFormat::Envelope;
+    route.wantsRecord |= sink->format() == SinkFormat::Record;
+    route.wantsRaw |= sink->format() == SinkFormat::Raw;
+  }
 }
 
 void Fanout::Route::take(Sink* sink, const Line& line) {
@@ -43,12 +76,15 @@ void Fanout::Route::take(Sink* sink, const Line& line) {
 }
 
 void Fanout::Route::publish(std::span<const Change> changes, std::string_view raw) {
+  if (!data_) return;
+  const std::vector<Sink*>& sinks = data_->sinks;
+  std::vector<char>& rawTaken = data_->rawTaken;
   // Raw sinks get the message once, after deciding over all its changes.
-  if (wantsRaw_) rawTaken_.assign(sinks_.size(), 0);
+  if (data_->wantsRaw) rawTaken.assign(sinks.size(), 0);
   for (const Change& change : changes) {
     Line record;  // built on first use, then shared
-    for (size_t i = 0; i < sinks_.size(); ++i) {
-      Sink* sink = sinks_[i];
+    for (size_t i = 0; i < sinks.size(); ++i) {
+      Sink* sink = sinks[i];
       if (!sink->filter().takesOp(change.op)) continue;
       switch (sink->format()) {
         case SinkFormat::Envelope:
@@ -61,22 +97,23 @@ void Fanout::Route::publish(std::span<const Change> changes, std::string_view ra
           take(sink, record);
           break;
         case SinkFormat::Raw:
-          rawTaken_[i] = 1;
+          rawTaken[i] = 1;
           break;
       }
     }
   }
-  if (!wantsRaw_ || raw.empty()) return;
+  if (!data_->wantsRaw || raw.empty()) return;
   Line rawLine;
-  for (size_t i = 0; i < sinks_.size(); ++i) {
-    if (!rawTaken_[i]) continue;
+  for (size_t i = 0; i < sinks.size(); ++i) {
+    if (!rawTaken[i]) continue;
     if (!rawLine) rawLine = oneLine(raw);
-    take(sinks_[i], rawLine);
+    take(sinks[i], rawLine);
   }
 }
 
 void Fanout::Route::publishNotice(const Line& notice) {
-  for (Sink* sink : sinks_) take(sink, notice);
+  if (!data_) return;
+  for (Sink* sink : data_->sinks) take(sink, notice);
 }
 
 void Fanout::flush() {

@@ -4,6 +4,7 @@
 // every sink and consumer that gets it.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -29,9 +30,11 @@ class Fanout {
   Fanout& operator=(const Fanout&) = delete;
 
   // A table's precomputed list of sinks (routing by table is decided once, not
-  // per change). Cheap to copy; valid as long as the Fanout.
+  // per change, and again when a reload changes the sinks). A cheap handle to
+  // data the Fanout owns: valid as long as the Fanout.
   class Route {
    public:
+    Route() = default;
     // The changes one upstream message carried, in order. `raw` is that
     // message exactly as received: a `format: raw` sink gets it once, as one
     // line, when it takes any of the changes. `raw` is copied only if such a
@@ -47,22 +50,34 @@ class Fanout {
 
     // Whether any sink on the route wants envelopes / raw messages, for a
     // source that would have to build them specially.
-    bool wantsEnvelope() const { return wantsEnvelope_; }
-    bool wantsRaw() const { return wantsRaw_; }
+    bool wantsEnvelope() const { return data_ && data_->wantsEnvelope; }
+    bool wantsRaw() const { return data_ && data_->wantsRaw; }
 
    private:
     friend class Fanout;
+    struct Data {
+      std::string tableKey;
+      std::vector<Sink*> sinks;
+      bool wantsEnvelope = false;
+      bool wantsRecord = false;
+      bool wantsRaw = false;
+      std::vector<char> rawTaken;  // per sink, during publish(): it takes this message
+    };
+    Route(Fanout* fanout, Data* data) : fanout_(fanout), data_(data) {}
     void take(Sink* sink, const Line& line);
 
     Fanout* fanout_ = nullptr;
-    std::vector<Sink*> sinks_;
-    bool wantsEnvelope_ = false;
-    bool wantsRecord_ = false;
-    bool wantsRaw_ = false;
-    std::vector<char> rawTaken_;  // per sink, during publish(): it takes this message
+    Data* data_ = nullptr;
   };
 
+  // Sinks come and go (start, reload); every route follows at once.
   void add(std::unique_ptr<Sink> sink);
+  // Takes a sink out of every route and lets go of its consumers and files
+  // (Sink::retire); returns false when no sink has that name.
+  bool remove(const std::string& name);
+  // A sink's tables/ops/format changed in place (Sink::refilter): reroute.
+  void rerouted() { rebuildRoutes(); }
+  Sink* find(const std::string& name) const;
   Route routeFor(const std::string& tableKey);
 
   // Writes what every sink that received lines since the last call can take.
@@ -75,8 +90,13 @@ class Fanout {
   void logStats() const;
 
  private:
+  void rebuildRoutes();
+  void fill(Route::Data& route) const;
+
   std::vector<std::unique_ptr<Sink>> sinks_;
   std::vector<Sink*> dirty_;
+  // One per table key ever asked for; stable addresses: Routes point here.
+  std::map<std::string, std::unique_ptr<Route::Data>> routes_;
 };
 
 // `text` as one line: '\n' appended; CR and LF inside it (in valid JSON they

@@ -7,6 +7,8 @@ namespace hdb::notify {
 
 void ready();
 void stopping();
+// Before re-reading the config on SIGHUP; ready() follows when done.
+void reloading();
 void status(std::string_view text);
 
 }  // namespace hdb::notify

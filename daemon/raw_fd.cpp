@@ -68,4 +68,11 @@ lws* adoptRawFd(lws_vhost* vhost, int fd, RawFdHandler* handler) {
 
 void closeRawFdAsync(lws* wsi) { lws_set_timeout(wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC); }
 
+void releaseRawFd(lws* wsi, RawFdHandler& handler) {
+  handler.cancelWritable();
+  if (!wsi) return;
+  lws_set_opaque_user_data(wsi, nullptr);
+  closeRawFdAsync(wsi);
+}
+
 }  // namespace hdb

@@ -53,6 +53,10 @@ lws* adoptRawFd(lws_vhost* vhost, int fd, RawFdHandler* handler);
 // Asks lws to close an adopted fd from outside its callbacks; onClosed follows.
 void closeRawFdAsync(lws* wsi);
 
+// Lets go of an adopted fd: lws closes it soon, and no callback of it reaches
+// `handler` again (not even onClosed), so the handler may be destroyed at once.
+void releaseRawFd(lws* wsi, RawFdHandler& handler);
+
 // The lws protocol entry every vhost that adopts fds needs.
 extern const lws_protocols kRawProtocol;
 inline constexpr const char* kRawProtocolName = "hdb-raw";

@@ -18,6 +18,10 @@ class ReplayRing {
   // Keeps the line, forgetting the oldest ones past either bound. A line
   // bigger than maxBytes on its own empties the ring (it cannot be replayed).
   void push(const Line& line);
+  void clear() {
+    lines_.clear();
+    bytes_ = 0;
+  }
 
   const std::deque<Line>& lines() const { return lines_; }
   size_t bytes() const { return bytes_; }

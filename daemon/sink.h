@@ -43,6 +43,18 @@ class Sink {
   virtual void flush() = 0;
   // Stops taking new consumers; queued lines may still be flushed.
   virtual void close() {}
+  // A reload removed or replaced this sink: write what each consumer takes at
+  // once, then let go of every fd and file (lws closes them; no callback
+  // reaches the sink again), so it may be destroyed right away.
+  virtual void retire() = 0;
+  // A reload changed only `tables:`, `ops:` or `format:`: consumers stay
+  // connected; the fan-out reroutes (Fanout::rerouted).
+  virtual void refilter(const SinkConfig& next) {
+    config_.tables = next.tables;
+    config_.ops = next.ops;
+    config_.format = next.format;
+    filter_ = SinkFilter(config_.tables, config_.ops);
+  }
   // True while lines are queued that could still be written.
   virtual bool pending() const = 0;
 

@@ -261,9 +261,19 @@ void FifoSink::detach() {
   lws* wsi = wsi_;
   wsi_ = nullptr;
   fd_ = -1;
-  cancelWritable();
-  lws_set_opaque_user_data(wsi, nullptr);
-  closeRawFdAsync(wsi);
+  releaseRawFd(wsi, *this);
+}
+
+void FifoSink::retire() {
+  close();
+  // What the pipe takes now; a line it takes only in part is never left
+  // half-written for a reader (writeTail), the rest is dropped with the sink.
+  if (wsi_ && !awaitingWritable_) write();
+  uint64_t unsent = queue_.lines();
+  stats_.droppedDisconnect += unsent;
+  queue_.clear();
+  detach();
+  spdlog::info("sink '{}': removed; {} line(s) unsent; {} stays in place", config_.name, unsent, config_.path);
 }
 
 void FifoSink::close() {

@@ -27,6 +27,7 @@ class FifoSink : public Sink, private RawFdHandler {
 
   void flush() override;
   void close() override;
+  void retire() override;
   bool pending() const override { return wsi_ && (!queue_.empty() || !tail_.empty()); }
   bool attached() const { return wsi_ != nullptr; }
 

@@ -99,6 +99,17 @@ void StdoutSink::write() {
   }
 }
 
+void StdoutSink::retire() {
+  if (!stopped_ && !awaitingWritable_) write();
+  uint64_t unsent = stopped_ ? 0 : queue_.lines();
+  stats_.droppedDisconnect += unsent;
+  stopped_ = true;
+  queue_.clear();
+  releaseRawFd(wsi_, *this);
+  wsi_ = nullptr;
+  spdlog::info("sink '{}': removed; {} line(s) unsent", config_.name, unsent);
+}
+
 void StdoutSink::stop(const char* why) {
   stopped_ = true;
   stats_.droppedReaderGone += queue_.lines();

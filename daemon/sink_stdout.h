@@ -20,6 +20,7 @@ class StdoutSink : public Sink, private RawFdHandler {
   ~StdoutSink() override;
 
   void flush() override;
+  void retire() override;
   bool pending() const override { return !stopped_ && !queue_.empty(); }
   bool stopped() const { return stopped_; }
 

@@ -86,6 +86,22 @@ class UnixSink::Consumer : public RawFdHandler {
 
   bool pending() const { return !cut_ && !queue_.empty(); }
 
+  // The sink goes away (reload): one last write of what the socket takes now,
+  // then the fd is let go of. Returns the lines left unsent.
+  size_t release() {
+    if (!cut_ && !awaitingWritable_ && !queue_.empty()) {
+      int err = 0;
+      (void)queue_.writeTo(fd_, true, err);
+    }
+    size_t unsent = cut_ ? 0 : queue_.lines();
+    cut_ = true;
+    queue_.clear();
+    ::shutdown(fd_, SHUT_RDWR);
+    releaseRawFd(wsi_, *this);
+    wsi_ = nullptr;
+    return unsent;
+  }
+
  private:
   void write() {
     int err = 0;
@@ -217,6 +233,29 @@ void UnixSink::close() {
   }
   if (!unlinked_) ::unlink(config_.path.c_str());
   unlinked_ = true;
+}
+
+void UnixSink::retire() {
+  if (listener_ && listener_->wsi) {
+    releaseRawFd(listener_->wsi, *listener_);
+    listener_->wsi = nullptr;
+  }
+  if (!unlinked_) ::unlink(config_.path.c_str());
+  unlinked_ = true;
+  size_t unsent = 0;
+  for (auto& [raw, consumer] : consumers_) unsent += raw->release();
+  stats_.droppedDisconnect += unsent;
+  spdlog::info("sink '{}': removed; {} consumer(s) disconnected, {} line(s) unsent", config_.name,
+               consumers_.size(), unsent);
+  consumers_.clear();
+  stats_.consumers = 0;
+}
+
+void UnixSink::refilter(const SinkConfig& next) {
+  // The ring holds lines in the old format: a consumer connecting later must
+  // not get a mix.
+  if (next.format != config_.format) replay_.clear();
+  Sink::refilter(next);
 }
 
 bool UnixSink::pending() const {

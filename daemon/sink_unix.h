@@ -26,6 +26,8 @@ class UnixSink : public Sink {
 
   void flush() override;
   void close() override;
+  void retire() override;
+  void refilter(const SinkConfig& next) override;
   bool pending() const override;
 
   size_t consumers() const { return consumers_.size(); }

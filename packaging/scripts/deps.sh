@@ -8,6 +8,7 @@ packages=(
     libwebsockets-dev libssl-dev libsimdjson-dev libspdlog-dev libyaml-cpp-dev libsystemd-dev doctest-dev
     python3 socat curl ca-certificates
     clang libclang-rt-14-dev valgrind
+    lintian debootstrap systemd-container zstd    # the .deb and the real-systemd test
 )
 
 # HarperDB 4.7 needs Node >= 18 (Debian 12's nodejs is 18.19); keep a newer one already on PATH.

@@ -228,9 +228,23 @@ class BrokenConfigs(unittest.TestCase):
                 self.assertEqual(r.returncode, EX_CONFIG)
 
     def test_the_shipped_configs_pass(self) -> None:
+        # hdb-bridge.yaml takes its password from systemd's LoadCredential=, as when installed.
+        (self.dir / "password").write_text("secret\n")
         for name in ("hdb-bridge.yaml", "demo.yaml"):
-            r = check(hdb.REPO / "config" / name)
+            r = check(hdb.REPO / "config" / name, {"CREDENTIALS_DIRECTORY": str(self.dir)})
             self.assertEqual((r.returncode, r.stderr), (0, ""), name)
+
+    def test_the_installed_config_without_its_credential(self) -> None:
+        # Neither under systemd nor with /etc/hdb-bridge/password: one precise line, no secret involved.
+        text = (hdb.REPO / "config" / "hdb-bridge.yaml").read_text()
+        config = self.dir / "hdb-bridge.yaml"
+        config.write_text(text.replace("${CREDENTIALS_DIRECTORY:-/etc/hdb-bridge}", "${CREDENTIALS_DIRECTORY}"))
+        line = next(i for i, l in enumerate(text.splitlines(), 1) if "password_file:" in l and not l.lstrip().startswith("#"))
+        r = check(config)
+        self.assertEqual(r.stderr.splitlines()[0],
+                         f"{config}:{line}:20: servers.local.password_file: ${{CREDENTIALS_DIRECTORY}} is not set "
+                         "(systemd sets it for a unit with LoadCredential=)")
+        self.assertEqual(r.returncode, EX_CONFIG)
 
 
 if __name__ == "__main__":

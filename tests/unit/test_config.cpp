@@ -207,6 +207,53 @@ sinks: [{name: out, type: stdout}]
   CHECK(result.config->servers.at("b").password == "crlf");
 }
 
+// systemd's LoadCredential= puts the file in $CREDENTIALS_DIRECTORY, known only at start.
+TEST_CASE("config: password_file expands ${NAME} and ${NAME:-default}") {
+  TempDir creds, fallback;
+  creds.write("password", "from credential\n");
+  fallback.write("password", "from fallback\n");
+  ::setenv("HDB_BRIDGE_TEST_CREDS", creds.path().c_str(), 1);
+  ::unsetenv("HDB_BRIDGE_TEST_UNSET");
+  ::setenv("HDB_BRIDGE_TEST_EMPTY", "", 1);
+  const std::string tail = R"(
+tables: [{server: a, database: dev, table: animals}]
+sinks: [{name: out, type: stdout}]
+)";
+  hdb::Config c = valid(R"(servers:
+  a: {protocol: harperdb4, url: ws://h, username: u, password_file: "${HDB_BRIDGE_TEST_CREDS}/password"}
+  b: {protocol: harperdb4, url: ws://h, username: u, password_file: "${HDB_BRIDGE_TEST_UNSET:-)" +
+                        fallback.path() + R"(}/password"}
+  c: {protocol: harperdb4, url: ws://h, username: u, password_file: "${HDB_BRIDGE_TEST_EMPTY:-)" +
+                        fallback.path() + R"(}/password"}
+  d: {protocol: harperdb4, url: ws://h, username: u, password_file: "${HDB_BRIDGE_TEST_CREDS:-/nonexistent}/password"}
+)" + tail);
+  CHECK(c.servers.at("a").password == "from credential");
+  CHECK(c.servers.at("b").password == "from fallback");
+  CHECK(c.servers.at("c").password == "from fallback");
+  CHECK(c.servers.at("d").password == "from credential");
+
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+  CHECK(errorsOf(R"(servers:
+  a: {protocol: harperdb4, url: ws://h, username: u, password_file: "${CREDENTIALS_DIRECTORY}/password"}
+  b: {protocol: harperdb4, url: ws://h, username: u, password_file: "${HDB_BRIDGE_TEST_EMPTY}/password"}
+  c: {protocol: harperdb4, url: ws://h, username: u, password_file: "${HDB_BRIDGE_TEST_CREDS/password"}
+  d: {protocol: harperdb4, url: ws://h, username: u, password_file: "${}/password"}
+  e: {protocol: harperdb4, url: ws://h, username: u, password_file: "${1X}/password"}
+  f: {protocol: harperdb4, url: ws://h, username: u, password_file: "$HOME/password"}
+)" + tail) ==
+        "t.yaml:2:69: servers.a.password_file: ${CREDENTIALS_DIRECTORY} is not set (systemd sets it for a unit "
+        "with LoadCredential=)\n"
+        "t.yaml:3:69: servers.b.password_file: ${HDB_BRIDGE_TEST_EMPTY} is not set\n"
+        "t.yaml:4:69: servers.c.password_file: '${' without a closing '}'\n"
+        "t.yaml:5:69: servers.d.password_file: expected ${NAME} or ${NAME:-default} with NAME made of letters, "
+        "digits and '_'\n"
+        "t.yaml:6:69: servers.e.password_file: expected ${NAME} or ${NAME:-default} with NAME made of letters, "
+        "digits and '_'\n"
+        "t.yaml:7:69: servers.f.password_file: cannot read: No such file or directory\n");
+  ::unsetenv("HDB_BRIDGE_TEST_CREDS");
+  ::unsetenv("HDB_BRIDGE_TEST_EMPTY");
+}
+
 TEST_CASE("config: password_env") {
   ::setenv("HDB_BRIDGE_TEST_PASSWORD", "from env", 1);
   hdb::Config c = valid(R"(
@@ -221,6 +268,10 @@ sinks: [{name: out, type: stdout}]
 // The files in config/ are what users start from: they must stay valid.
 TEST_CASE("config: the shipped configs are valid") {
   const std::filesystem::path dir = std::filesystem::path(__FILE__).parent_path() / "../../config";
+  // hdb-bridge.yaml reads the password from systemd's credential, as it does when installed.
+  TempDir creds;
+  creds.write("password", "secret\n");
+  ::setenv("CREDENTIALS_DIRECTORY", creds.path().c_str(), 1);
   for (const char* name : {"demo.yaml", "hdb-bridge.yaml"}) {
     const std::string file = (dir / name).string();
     CAPTURE(file);
@@ -232,10 +283,10 @@ TEST_CASE("config: the shipped configs are valid") {
     const hdb::Config& c = *result.config;
     CHECK(c.servers.at("local").url.port == 9926);
     CHECK(c.tables.at(0).key() == "dev.animals");
-    REQUIRE(c.sinks.size() == 2);
-    CHECK(c.sinks[0].type == hdb::SinkType::Stdout);
-    CHECK(c.sinks[1].path == "/run/hdb-bridge/animals.sock");
+    CHECK(c.servers.at("local").password == (name == std::string("demo.yaml") ? "password" : "secret"));
+    CHECK(c.sinks.back().path == "/run/hdb-bridge/animals.sock");
   }
+  ::unsetenv("CREDENTIALS_DIRECTORY");
 }
 
 TEST_CASE("config: a file that cannot be read") {

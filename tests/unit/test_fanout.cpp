@@ -16,7 +16,9 @@ class FakeSink : public hdb::Sink {
   explicit FakeSink(const hdb::SinkConfig& c) : Sink(c) {}
   void flush() override { ++flushes; }
   bool pending() const override { return false; }
+  void retire() override { retired = true; }
   std::vector<hdb::Line> got;
+  bool retired = false;
   int flushes = 0;
 
   std::vector<std::string> texts() const {
@@ -175,4 +177,37 @@ TEST_CASE("replay ring keeps the last N lines within its byte bound") {
   off.push(text("x"));
   CHECK_FALSE(off.enabled());
   CHECK(off.size() == 0);
+}
+
+TEST_CASE("sinks added, removed and refiltered at run time: every route follows at once") {
+  Setup s;
+  FakeSink* a = s.add(sinkConfig("a", hdb::SinkFormat::Envelope));
+  auto route = s.fanout.routeFor("dev.animals");  // a source keeps this handle across reloads
+  hdb::Change c{"put", text("E\n"), R"({"id":1})"};
+  route.publish(c, "{}");
+  CHECK(a->texts() == std::vector<std::string>{"E\n"});
+
+  FakeSink* b = s.add(sinkConfig("b", hdb::SinkFormat::Record));
+  route.publish(c, "{}");
+  CHECK(b->texts() == std::vector<std::string>{"{\"id\":1}\n"});
+
+  // Refilter: b now wants only another table; a wants raw.
+  b->refilter(sinkConfig("b", hdb::SinkFormat::Record, {}, {"dev.other"}));
+  a->refilter(sinkConfig("a", hdb::SinkFormat::Raw));
+  s.fanout.rerouted();
+  CHECK(route.wantsRaw());
+  CHECK_FALSE(route.wantsEnvelope());
+  route.publish(c, "RAW");
+  CHECK(a->texts() == std::vector<std::string>{"E\n", "E\n", "RAW\n"});
+  CHECK(b->got.size() == 1);
+
+  // Remove: the sink is retired and no route reaches it (nor the flush list).
+  CHECK(s.fanout.find("a") == a);
+  CHECK(s.fanout.remove("b"));  // b is destroyed here
+  s.sinks.pop_back();
+  CHECK_FALSE(s.fanout.remove("b"));
+  CHECK(s.fanout.find("b") == nullptr);
+  route.publish(c, "RAW2");
+  s.fanout.flush();
+  CHECK(a->got.size() == 4);
 }
