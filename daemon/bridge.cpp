@@ -47,14 +47,18 @@ void Bridge::build() {
 void Bridge::addSource(const std::string& key, const SourceSpec& spec) {
   const ServerConfig& server = *spec.server;
   std::unique_ptr<Source> source;
+  auto checkpointOf = [&](const TableConfig& table) -> CheckpointBook::Entry& {
+    std::string label = table.key() + " on server '" + server.name + "'";
+    return checkpoints_.add(stateDir_, server.name, table.database, table.table, label);
+  };
   if (server.protocol == Protocol::HarperDB3) {
     std::vector<Hdb3Source::Table> tables;
-    for (const TableConfig* table : spec.tables) tables.push_back({table, fanout_.routeFor(table->key())});
+    for (const TableConfig* table : spec.tables)
+      tables.push_back({table, fanout_.routeFor(table->key()), &checkpointOf(*table)});
     source = std::make_unique<Hdb3Source>(*loop_, server, std::move(tables), [this] { onStateChange(); });
   } else {
     const TableConfig& table = *spec.tables.front();
-    std::string label = table.key() + " on server '" + server.name + "'";
-    auto& checkpoint = checkpoints_.add(stateDir_, server.name, table.database, table.table, label);
+    auto& checkpoint = checkpointOf(table);
     source = std::make_unique<Hdb4Source>(*loop_, server, table, fanout_.routeFor(table.key()), checkpoint,
                                           [this] { onStateChange(); });
   }

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "logging.h"
+#include "percent_encode.h"
 
 namespace hdb {
 
@@ -20,22 +21,8 @@ namespace {
 
 std::string errnoText() { return std::strerror(errno); }
 
-// Keeps [A-Za-z0-9_.-] and escapes everything else as %XX, so a table called
-// "../x" cannot leave the directory.
-std::string escapeName(const std::string& s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '_' || c == '-' || (c == '.' && !out.empty())) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-  return out;
-}
+// "../x" cannot leave the directory: percentEncode escapes '/' and a leading dot.
+std::string escapeName(const std::string& s) { return percentEncode(s, Escape::FileName); }
 
 bool writeAll(int fd, const std::string& data) {
   size_t done = 0;

@@ -295,9 +295,10 @@ void checkTables(Reader& r, const Draft& d) {
         server->second.protocol != Protocol::HarperDB3)
       r.error(t.present.at("primary_key"), "only harperdb3 tables take primary_key (HarperDB 4 sends the key itself)");
     if (server != d.cfg.servers.end() && server->second.protocol == Protocol::HarperDB3 &&
-        t.cfg.start != StartMode::Live) {
+        t.cfg.start == StartMode::Snapshot) {
       const char* key = t.present.count("start") ? "start" : "snapshot";
-      r.error(t.present.at(key), "harperdb3 tables start live: the bridge has no snapshot or history for HarperDB 3");
+      r.error(t.present.at(key), "harperdb3 tables cannot start with a snapshot (HarperDB 3's clustering feed has "
+                                 "none); use start: live or start: {history: DURATION}");
     }
     if (t.cfg.server.empty() || t.cfg.database.empty() || t.cfg.table.empty()) continue;
     auto [first, fresh] = seen.emplace(std::pair{t.cfg.server, t.cfg.key()}, i);

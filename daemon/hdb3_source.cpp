@@ -23,19 +23,13 @@ constexpr auto kSubscribeTimeout = 10s;
 constexpr std::chrono::milliseconds kDefaultPingTimeout = 60s;
 constexpr std::chrono::milliseconds kMinPingTimeout = 1s;
 constexpr std::chrono::milliseconds kMaxPingTimeout = 10min;
-// Packets we send are few (handshake, login, one subscribe per table, pongs, bye);
+// Packets we send are few (handshake, login, one subscribe and one catchup per table, pongs, bye);
 // more than this waiting means the server stopped reading.
 constexpr size_t kOutboxSlack = 16;
+// Live messages held back during a catch-up, per channel, at most this many bytes
+// (in max_message_bytes) before the connection is reset and the catch-up starts again.
+constexpr size_t kHeldLimit = 4;
 
-// Text from the network, made safe for one log line.
-std::string printable(std::string_view s, size_t max = 200) {
-  std::string out;
-  for (char c : s.substr(0, max)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
-  if (s.size() > max) out += "...";
-  return out;
-}
-
-std::string seconds(std::chrono::milliseconds d) { return fmt::format("{:.1f} s", double(d.count()) / 1000.0); }
 
 }  // namespace
 
@@ -44,29 +38,31 @@ Hdb3Source::Hdb3Source(EventLoop& loop, const ServerConfig& server, std::vector<
     : loop_(loop),
       server_(server),
       name_("server '" + server.name + "'"),
-      onStateChange_(std::move(onStateChange)),
-      retryTimer_(loop),
+      client_(loop, name_, server.url.host, [this](const std::string& a, const std::string& e) { open(a, e); },
+              std::move(onStateChange)),
       stepTimer_(loop),
       livenessTimer_(loop) {
   channels_.reserve(tables.size());
   for (Table& t : tables) {
     const TableConfig& tc = *t.config;
-    channels_.push_back(Channel{tc.database + ":" + tc.table, tc.primaryKey,
-                                EnvelopeWriter(server.name, tc.database, tc.table), std::move(t.route), 0, false,
-                                std::string(), t.config});
+    channels_.push_back(Channel{tc.database + ":" + tc.table, &tc, EnvelopeWriter(server.name, tc.database, tc.table),
+                                std::move(t.route), t.checkpoint, 0, false, 0, false, 0, false, {}, {}, 0});
   }
 }
 
 Hdb3Source::~Hdb3Source() {
-  loop_.resolver().cancel(resolveTicket_);
-  retryTimer_.cancel();
   stepTimer_.cancel();
   livenessTimer_.cancel();
   if (wsi_) lws_set_opaque_user_data(wsi_, nullptr);
   for (auto& m : outbox_) std::fill(m.begin(), m.end(), '\0');  // a login ack holds the password
 }
 
-void Hdb3Source::start() { connect(); }
+void Hdb3Source::start() {
+  for (const Channel& ch : channels_)
+    if (!ch.checkpoint->cursor.empty())
+      spdlog::info("{}: channel '{}' resumes after checkpoint {}", name_, ch.name, ch.checkpoint->cursor);
+  client_.connect();
+}
 
 std::string Hdb3Source::requestPath() const {
   // The url names the clustering port; SocketCluster listens under /socketcluster/
@@ -77,20 +73,8 @@ std::string Hdb3Source::requestPath() const {
   return path;
 }
 
-void Hdb3Source::connect() {
-  setState(State::Connecting);
-  // lws would resolve the name itself, blocking the loop; the resolver does it
-  // off the loop and calls back here.
-  resolveTicket_ = loop_.resolver().resolve(server_.url.host, [this](const std::string& address,
-                                                                    const std::string& error) {
-    resolveTicket_ = 0;
-    if (state_ != State::Connecting) return;
-    if (!error.empty()) return lost(nullptr, error);
-    open(address);
-  });
-}
-
-void Hdb3Source::open(const std::string& address) {
+void Hdb3Source::open(const std::string& address, const std::string& error) {
+  if (!error.empty()) return lost(nullptr, error);
   std::string path = requestPath();
   closeCode_ = 0;
   closeReason_.clear();
@@ -107,6 +91,9 @@ void Hdb3Source::open(const std::string& address) {
   for (Channel& ch : channels_) {
     ch.subscribed = false;
     ch.subscribeCid = 0;
+    ch.catchupCid = 0;
+    ch.held.clear();
+    ch.heldBytes = 0;
   }
 
   lws_client_connect_info ci{};
@@ -133,8 +120,8 @@ void Hdb3Source::open(const std::string& address) {
   opened_ = std::chrono::steady_clock::now();
   lws* wsi = lws_client_connect_via_info(&ci);
   // A failure may already have been reported through CLIENT_CONNECTION_ERROR.
-  if (!wsi && state_ == State::Connecting) lost(nullptr, "cannot start a connection");
-  else if (wsi && state_ == State::Connecting) wsi_ = wsi;
+  if (!wsi && client_.state() == State::Connecting) lost(nullptr, "cannot start a connection");
+  else if (wsi && client_.state() == State::Connecting) wsi_ = wsi;
 }
 
 int Hdb3Source::onLwsEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) noexcept {
@@ -175,7 +162,8 @@ int Hdb3Source::onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t 
 
 void Hdb3Source::onEstablished() {
   ++stats_.connects;
-  setState(State::LoggingIn);
+  phase_ = Phase::LoggingIn;
+  client_.setState(State::Open);
   lastReceive_ = std::chrono::steady_clock::now();
   checkLiveness();
   handshakeCid_ = nextCid_++;
@@ -195,7 +183,10 @@ int Hdb3Source::onReceive(lws* wsi, const void* in, size_t len) {
       ++stats_.malformed;
       ++stats_.oversized;
       spdlog::error("{}: message larger than {} bytes (max_message_bytes); dropping it and resetting the "
-                    "connection ({} so far)", name_, server_.maxMessageBytes, stats_.oversized);
+                    "connection ({} so far){}", name_, server_.maxMessageBytes, stats_.oversized,
+                    phase_ == Phase::CatchingUp ? "; a catchup answer holds every change since the checkpoint in "
+                                                  "one message: raise max_message_bytes to resume"
+                                                : "");
       dropMessage_ = true;
       message_.clear();
       message_.shrink_to_fit();
@@ -229,7 +220,7 @@ void Hdb3Source::onMessage() {
     logMalformed(fmt::format("malformed packet in a message of {} bytes: {}", message_.size(), error));
   }
   for (const sc::Packet& p : packets_) {
-    if (!abandonProblem_.empty() || state_ == State::Closing) break;
+    if (!abandonProblem_.empty() || client_.state() == State::Closing) break;
     onPacket(p);
   }
 }
@@ -301,6 +292,9 @@ void Hdb3Source::onAck(const sc::Packet& p) {
                   seconds(pingTimeout_));
     return;
   }
+  auto caught = std::find_if(channels_.begin(), channels_.end(),
+                             [&](const Channel& c) { return c.catchupCid != 0 && c.catchupCid == p.rid; });
+  if (caught != channels_.end()) return onCatchup(*caught, p);
   auto ch = std::find_if(channels_.begin(), channels_.end(),
                          [&](const Channel& c) { return c.subscribeCid == p.rid; });
   if (ch == channels_.end()) {
@@ -322,7 +316,7 @@ void Hdb3Source::onAck(const sc::Packet& p) {
 void Hdb3Source::onAuthenticated() {
   // The token itself is of no use to us: every connection logs in afresh.
   authenticated_ = true;
-  setState(State::Subscribing);
+  phase_ = Phase::Subscribing;
   for (Channel& ch : channels_) {
     ch.subscribeCid = nextCid_++;
     send(sc::subscribe(ch.subscribeCid, ch.name));
@@ -330,31 +324,6 @@ void Hdb3Source::onAuthenticated() {
   stepTimer_.start(kSubscribeTimeout, [this] {
     abandon(fmt::format("no answer to the subscriptions within {}", seconds(kSubscribeTimeout)), false);
   });
-}
-
-void Hdb3Source::onAllSubscribed() {
-  stepTimer_.cancel();
-  backoff_.reset();
-  std::string names;
-  for (const Channel& ch : channels_) names += (names.empty() ? "" : ", ") + ch.name;
-  if (!lastProblem_.empty())
-    spdlog::info("{}: subscribed again to {} (last problem: {})", name_, names, lastProblem_);
-  else
-    spdlog::info("{}: subscribed to {} as user '{}'", name_, names, server_.username);
-  lastProblem_.clear();
-  // HarperDB 3 does not replay what was committed while we were away (the catchup
-  // RPC could; the bridge does not use it yet): tell consumers, as docs/delivery.md promises.
-  if (everSubscribed_) {
-    for (Channel& ch : channels_) {
-      ++stats_.gaps;
-      ch.route.publishNotice(ch.envelope.gap(
-          "no_resume", ch.lastCursor,
-          "HarperDB 3: changes committed while the connection was down are not replayed"));
-    }
-    spdlog::warn("{}: gap: changes committed while the connection was down are not replayed (HarperDB 3)", name_);
-  }
-  everSubscribed_ = true;
-  setState(State::Subscribed);
 }
 
 void Hdb3Source::onPublish(const sc::Packet& p) {
@@ -371,39 +340,55 @@ void Hdb3Source::onPublish(const sc::Packet& p) {
     return logMalformed(fmt::format("ignoring a message on channel '{}', which we did not subscribe to",
                                     printable(pub.channel, 60)));
   }
+  if (ch->catchupCid == 0) return deliver(*ch, pub.data, parser_.bufferEnd(), message_);
+  // Catching up: this waits until the answer is delivered.
+  if (ch->heldBytes + message_.size() > kHeldLimit * server_.maxMessageBytes)
+    return abandon(fmt::format("channel '{}': more than {} bytes of live changes arrived during the catch-up",
+                               ch->name, ch->heldBytes),
+                   false);
+  Held& h = ch->held.emplace_back();
+  h.message = message_;
+  json::reservePadding(h.message);
+  h.dataOffset = size_t(pub.data.data() - message_.data());
+  h.dataSize = pub.data.size();
+  ch->heldBytes += message_.size();
+}
+
+void Hdb3Source::deliver(Channel& ch, std::string_view data, const char* bufferEnd, std::string_view raw) {
+  std::string why;
   lines_.clear();
-  auto outcome = mapper_.map(pub.data, parser_.bufferEnd(), ch->primaryKey, ch->envelope, lines_, why);
+  auto outcome = mapper_.map(data, bufferEnd, ch.config->primaryKey, ch.envelope, lines_, why);
   if (outcome == Hdb3TxnMapper::Outcome::Mapped && !lines_.empty()) {
-    // One Change per record, so sinks apply ops: and format: (raw: the message once).
     const Hdb3Transaction& txn = mapper_.transaction();
+    if (alreadyDelivered(ch, txn.timestamp)) {
+      ++stats_.duplicates;
+      return;
+    }
+    // One Change per record, so sinks apply ops: and format: (raw: the message once).
     changes_.clear();
     for (size_t i = 0; i < lines_.size(); ++i)
       changes_.push_back(Change{txn.operation, lines_[i], txn.changes[i].record});
-    ch->route.publish(changes_, message_);
-  }
-  stats_.records += lines_.size();
-  ch->records += lines_.size();
-  if (!lines_.empty()) {
-    ch->lastCursor.assign(mapper_.lastCursor());
-    ch->lastChange = std::chrono::system_clock::now();
+    ch.route.publish(changes_, raw);
+    stats_.records += lines_.size();
+    advance(ch, txn.timestamp, lines_.size());
   }
   switch (outcome) {
     case Hdb3TxnMapper::Outcome::Mapped:
       if (!why.empty()) {
         ++stats_.malformed;
-        logMalformed(fmt::format("channel '{}': {}", ch->name, why));
+        logMalformed(fmt::format("channel '{}': {}", ch.name, why));
       }
       return;
     case Hdb3TxnMapper::Outcome::Ignored: {
       ++stats_.ignored;
       uint64_t held = 0;
       if (ignoredLog_.allow(held))
-        spdlog::debug("{}: channel '{}': ignoring {} ({} similar not logged)", name_, ch->name, why, held);
+        spdlog::debug("{}: channel '{}': ignoring {} ({} similar not logged)", name_, ch.name, why, held);
       return;
     }
     case Hdb3TxnMapper::Outcome::Malformed:
       ++stats_.malformed;
-      logMalformed(fmt::format("channel '{}': dropped a transaction: {}", ch->name, why));
+      logMalformed(fmt::format("channel '{}': dropped a transaction: {}", ch.name, why));
       return;
   }
 }
@@ -415,7 +400,7 @@ void Hdb3Source::logMalformed(const std::string& what) {
 
 void Hdb3Source::send(std::string text) {
   if (!wsi_) return;
-  if (outbox_.size() >= channels_.size() + kOutboxSlack) {
+  if (outbox_.size() >= 2 * channels_.size() + kOutboxSlack) {
     abandon("the server does not read what we send", false);
     return;
   }
@@ -442,7 +427,7 @@ int Hdb3Source::onWriteable(lws* wsi) {
       return 0;
     }
   }
-  if (state_ == State::Closing) {
+  if (client_.state() == State::Closing) {
     static constexpr char kBye[] = "bridge stopping";
     lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, reinterpret_cast<unsigned char*>(const_cast<char*>(kBye)),
                      sizeof kBye - 1);
@@ -452,7 +437,7 @@ int Hdb3Source::onWriteable(lws* wsi) {
 }
 
 void Hdb3Source::checkLiveness() {
-  if (!wsi_ || state_ == State::Closing) return;
+  if (!wsi_ || client_.state() == State::Closing) return;
   auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - lastReceive_);
   if (silent >= pingTimeout_) {
     ++stats_.timeouts;
@@ -489,10 +474,7 @@ void Hdb3Source::lost(lws* wsi, const std::string& why) {
   livenessTimer_.cancel();
   for (auto& m : outbox_) std::fill(m.begin(), m.end(), '\0');
   outbox_.clear();
-  if (state_ == State::Closing || state_ == State::Stopped || loop_.closing()) {
-    setState(State::Stopped);
-    return;
-  }
+  if (client_.finished()) return;
   ++stats_.drops;
 
   bool refused = false;
@@ -503,74 +485,49 @@ void Hdb3Source::lost(lws* wsi, const std::string& why) {
   if (!abandonProblem_.empty()) {
     problem = abandonProblem_;
     refused = abandonRefused_;
-  } else if (state_ == State::LoggingIn && closeCode_ == 1000) {
+  } else if (client_.state() == State::Open && phase_ == Phase::LoggingIn && closeCode_ == 1000) {
     // HarperDB 3 answers bad credentials (unknown user or wrong password) by
     // closing with 1000 right after the handshake, without a word.
     problem = fmt::format("authentication failed as user '{}' at {} (the server closed the connection with 1000 "
                           "before accepting the login)",
                           server_.username, server_.urlText);
     refused = true;
-  } else if (wsi && state_ == State::Connecting &&
+  } else if (wsi && client_.state() == State::Connecting &&
              connectTimedOut(why, std::chrono::steady_clock::now() - opened_)) {
     ++stats_.timeouts;
     problem = fmt::format("no answer from {} within {} s: a TCP connect, TLS handshake or WebSocket upgrade that "
                           "stalled ({})",
                           server_.urlText, kLwsConnectTimeout.count(), why);
-  } else if (state_ == State::Connecting && why.find("SSL") != std::string::npos) {
+  } else if (client_.state() == State::Connecting && why.find("SSL") != std::string::npos) {
     problem = fmt::format("TLS handshake with {} failed ({}); HarperDB 3 uses its own self-signed certificate: "
                           "give it as tls: {{ca_file: ...}}, or set tls: {{verify: false}}",
                           server_.urlText, why);
   } else {
     problem = detail;
   }
-  auto delay = backoff_.next(refused ? kAuthFailureBackoff : kReconnectBackoff);
-
-  // The first occurrence of a problem is logged at its level; repeats go to debug.
-  bool repeat = problem == lastProblem_;
-  auto level = repeat ? spdlog::level::debug : (refused ? spdlog::level::err : spdlog::level::warn);
-  spdlog::log(level, "{}: {}; retrying in {}", name_, problem, seconds(delay));
-  lastProblem_ = problem;
-
-  setState(State::Waiting);
-  retryTimer_.start(delay, [this] { connect(); });
+  client_.retryLater(problem, refused);
 }
 
 void Hdb3Source::shutdown() {
-  loop_.resolver().cancel(resolveTicket_);
-  resolveTicket_ = 0;
-  retryTimer_.cancel();
   stepTimer_.cancel();
   livenessTimer_.cancel();
-  switch (state_) {
-    case State::LoggingIn:
-    case State::Subscribing:
-    case State::Subscribed:
-      // SocketCluster's goodbye: #disconnect, then the close frame (in onWriteable).
-      send(sc::disconnect(LWS_CLOSE_STATUS_GOINGAWAY, "bridge stopping"));
-      setState(State::Closing);
-      if (wsi_) lws_callback_on_writable(wsi_);
-      return;
-    case State::Connecting:
-      setState(State::Closing);
-      if (wsi_) lws_set_timeout(wsi_, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
-      else setState(State::Stopped);
-      return;
-    case State::Closing:
-    case State::Stopped:
-      return;
-    case State::Idle:
-    case State::Waiting:
-      setState(State::Stopped);
-      return;
-  }
+  bool open = client_.state() == State::Open || client_.state() == State::Subscribed;
+  // SocketCluster's goodbye: #disconnect, then the close frame (in onWriteable).
+  if (open) send(sc::disconnect(LWS_CLOSE_STATUS_GOINGAWAY, "bridge stopping"));
+  if (client_.shutdown(wsi_) && wsi_) lws_callback_on_writable(wsi_);
 }
 
 const char* Hdb3Source::stateName() const {
-  switch (state_) {
+  switch (client_.state()) {
     case State::Idle: return "idle";
     case State::Connecting: return "connecting";
-    case State::LoggingIn: return "logging_in";
-    case State::Subscribing: return "subscribing";
+    case State::Open:
+      switch (phase_) {
+        case Phase::LoggingIn: return "logging_in";
+        case Phase::Subscribing: return "subscribing";
+        case Phase::CatchingUp: return "catching_up";
+      }
+      return "unknown";
     case State::Subscribed: return "subscribed";
     case State::Waiting: return "waiting";
     case State::Closing: return "closing";
@@ -579,16 +536,10 @@ const char* Hdb3Source::stateName() const {
   return "unknown";
 }
 
-// HarperDB 3 has no checkpoints and no replay: subscribed is caught up.
+// Subscribed means caught up: the catch-up runs before (State::Open, Phase::CatchingUp).
 void Hdb3Source::tableStats(std::vector<TableStats>& out) const {
   for (const Channel& ch : channels_)
-    out.push_back({ch.config, subscribed(), false, ch.records, ch.lastChange, {}});
-}
-
-void Hdb3Source::setState(State s) {
-  if (state_ == s) return;
-  state_ = s;
-  if (onStateChange_) onStateChange_();
+    out.push_back({ch.config, subscribed(), false, ch.records, ch.lastChange, ch.checkpoint->written});
 }
 
 }  // namespace hdb

@@ -13,6 +13,11 @@
 // before #setAuthToken is a refused login. Any drop is followed by a reconnect
 // after a jittered, growing delay (a long one after a refused login), and the
 // whole sequence runs again.
+//
+// Resume: once subscribed, each table with a checkpoint asks the `catchup` RPC
+// for what changed since then; live messages that arrive meanwhile wait. The
+// catch-up is delivered, then the waiting messages, then live, each
+// transaction once (hdb3_catchup.cpp; docs/harperdb3.md, "Resume").
 #pragma once
 
 #include <libwebsockets.h>
@@ -24,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include "backoff.h"
+#include "checkpoint.h"
 #include "config.h"
 #include "envelope.h"
 #include "event_loop.h"
@@ -32,6 +37,7 @@
 #include "hdb3_txn.h"
 #include "logging.h"
 #include "lws_client.h"
+#include "reconnecting_client.h"
 #include "sc_codec.h"
 #include "source.h"
 
@@ -41,11 +47,14 @@ inline constexpr const char* kHdb3ProtocolName = "hdb3";
 
 class Hdb3Source : public Source, public LwsClient {
  public:
-  enum class State { Idle, Connecting, LoggingIn, Subscribing, Subscribed, Waiting, Closing, Stopped };
+  using State = ReconnectingClient::State;
+  // Where an open connection is (ReconnectingClient's State::Open).
+  enum class Phase { LoggingIn, Subscribing, CatchingUp };
 
   struct Table {
     const TableConfig* config;
     Fanout::Route route;
+    CheckpointBook::Entry* checkpoint;  // the last delivered cursor (loaded from the state dir)
   };
 
   // `tables` are this server's tables. `onStateChange` runs whenever
@@ -58,8 +67,8 @@ class Hdb3Source : public Source, public LwsClient {
 
   void start() override;
   void shutdown() override;
-  bool subscribed() const override { return state_ == State::Subscribed; }
-  bool stopped() const override { return state_ == State::Stopped; }
+  bool subscribed() const override { return client_.state() == State::Subscribed; }
+  bool stopped() const override { return client_.state() == State::Stopped; }
   const std::string& name() const override { return name_; }
   const SourceStats& stats() const override { return stats_; }
   const char* stateName() const override;
@@ -69,22 +78,34 @@ class Hdb3Source : public Source, public LwsClient {
   int onLwsEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) noexcept override;
 
  private:
+  // A live message held back while its channel catches up.
+  struct Held {
+    std::string message;  // the whole WebSocket message, padded for simdjson
+    size_t dataOffset = 0, dataSize = 0;  // the #publish's data inside it
+  };
+
   struct Channel {
     std::string name;        // schema:table
-    std::string primaryKey;
+    const TableConfig* config;
     EnvelopeWriter envelope;
     Fanout::Route route;
+    CheckpointBook::Entry* checkpoint;
     int64_t subscribeCid = 0;
     bool subscribed = false;
-    std::string lastCursor;  // of the last line delivered; empty before the first
-    const TableConfig* config = nullptr;
+    int64_t catchupCid = 0;  // a catchup RPC in flight
+    // This connection resumed: transactions at or before this time were delivered.
+    bool resuming = false;
+    double resumeValue = 0;
+    bool verifyReach = false;      // the catch-up must reach back to the checkpoint's transaction
+    std::vector<double> caughtUp;  // sorted: the catch-up's last timestamps, whose live copies are duplicates
+    std::vector<Held> held;
+    size_t heldBytes = 0;
     uint64_t records = 0;    // lines delivered (metrics)
     std::chrono::system_clock::time_point lastChange{};
   };
 
   int onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
-  void connect();
-  void open(const std::string& address);
+  void open(const std::string& address, const std::string& error);
   void onEstablished();
   int onReceive(lws* wsi, const void* in, size_t len);
   int onWriteable(lws* wsi);
@@ -93,14 +114,24 @@ class Hdb3Source : public Source, public LwsClient {
   void onAck(const sc::Packet& p);
   void onAuthenticated();
   void onPublish(const sc::Packet& p);
+  void deliver(Channel& ch, std::string_view data, const char* bufferEnd, std::string_view raw);
+  // The catch-up (hdb3_catchup.cpp): from every subscription acknowledged to State::Subscribed.
   void onAllSubscribed();
+  // Asks for what the channel missed, if anything; returns whether it did.
+  bool startCatchup(Channel& ch);
+  void onCatchup(Channel& ch, const sc::Packet& p);
+  void deliverCatchup(Channel& ch);
+  void onCaughtUp();
+  void publishGap(Channel& ch, std::string_view reason, const std::string& message);
+  bool alreadyDelivered(const Channel& ch, std::string_view timestamp) const;
+  // A transaction of `lines` lines went out: count it, move the checkpoint forward.
+  void advance(Channel& ch, std::string_view ts, size_t lines);
   void onPeerClose(const void* in, size_t len);
   void send(std::string text);
   void checkLiveness();
   // Ends the connection for a reason of our own; lost() reports `problem`.
   void abandon(std::string problem, bool refused);
   void lost(lws* wsi, const std::string& why);
-  void setState(State s);
   std::string requestPath() const;
   void logMalformed(const std::string& what);
 
@@ -108,11 +139,10 @@ class Hdb3Source : public Source, public LwsClient {
   const ServerConfig& server_;
   std::string name_;  // "server 'x'" for log lines
   std::vector<Channel> channels_;
-  std::function<void()> onStateChange_;
 
-  State state_ = State::Idle;
+  ReconnectingClient client_;
+  Phase phase_ = Phase::LoggingIn;
   lws* wsi_ = nullptr;
-  uint64_t resolveTicket_ = 0;      // a name look-up in flight (Resolver)
   std::string message_;             // reassembly buffer, padded for simdjson
   bool dropMessage_ = false;        // the current message is oversized: skip it
   std::deque<std::string> outbox_;  // text messages with LWS_PRE bytes of head room
@@ -120,7 +150,6 @@ class Hdb3Source : public Source, public LwsClient {
   int64_t nextCid_ = 1;
   int64_t handshakeCid_ = 0;
   bool authenticated_ = false;      // #setAuthToken seen on this connection
-  bool everSubscribed_ = false;     // a later subscription may have missed changes
   std::chrono::milliseconds pingTimeout_{0};
   std::chrono::steady_clock::time_point lastReceive_{};
   std::chrono::steady_clock::time_point opened_{};  // when the current connection was started
@@ -130,14 +159,12 @@ class Hdb3Source : public Source, public LwsClient {
   Hdb3TxnMapper mapper_;
   std::vector<Line> lines_;
   std::vector<Change> changes_;  // lines_ as the fan-out takes them
+  std::vector<Hdb3CaughtUp> caught_;  // a catchup answer, mapped
 
   int closeCode_ = 0;               // from #disconnect or the close frame
   std::string closeReason_;
   std::string abandonProblem_;      // set by abandon()
   bool abandonRefused_ = false;
-  std::string lastProblem_;         // suppresses repeating the same log line
-  Backoff backoff_;
-  Timer retryTimer_;
   Timer stepTimer_;                 // login and subscribe deadlines
   Timer livenessTimer_;
   LogLimiter malformedLog_;

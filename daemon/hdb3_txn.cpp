@@ -40,8 +40,11 @@ struct Draft {
 
 class Reader {
  public:
-  Reader(od::document& doc, std::string_view primaryKey, Hdb3Transaction& out, std::string& why)
-      : doc_(doc), primaryKey_(primaryKey), out_(out), why_(why) {}
+  // `catchupEntry`: the object is an entry of a catchup answer, whose time is its own
+  // `timestamp` rather than `__origin.timestamp`.
+  Reader(od::document& doc, std::string_view primaryKey, Hdb3Transaction& out, std::string& why,
+         bool catchupEntry = false)
+      : doc_(doc), primaryKey_(primaryKey), out_(out), why_(why), catchupEntry_(catchupEntry) {}
 
   // Broken JSON stops everything; a record that cannot be keyed is skipped.
   bool fail(const char* what, simdjson::error_code e = simdjson::SUCCESS) {
@@ -68,8 +71,10 @@ class Reader {
         d.haveOperation = true;
         d.operation = internOperation(op);
         if (d.operation.empty()) d.unknownOperation = printable(op);
-      } else if (key == "__origin") {
+      } else if (key == "__origin" && !catchupEntry_) {
         if (!origin(child)) return false;
+      } else if (key == "timestamp" && catchupEntry_) {
+        if (!timestamp(child, "\"timestamp\"")) return false;
       } else if (key == "records") {
         d.haveRecords = true;
         if (!records(child)) return false;
@@ -91,11 +96,16 @@ class Reader {
       if (key != "timestamp") continue;
       od::value ts;
       if (auto e = field.value().get(ts)) return fail("bad \"__origin.timestamp\"", e);
-      std::string_view tok = json::trimRight(ts.raw_json_token());
-      double d;
-      if (auto e = ts.get_double().get(d)) return fail("\"__origin.timestamp\" is not a number", e);
-      out_.timestamp = tok;
+      if (!timestamp(ts, "\"__origin.timestamp\"")) return false;
     }
+    return true;
+  }
+
+  bool timestamp(od::value ts, const char* what) {
+    std::string_view tok = json::trimRight(ts.raw_json_token());
+    double d;
+    if (auto e = ts.get_double().get(d)) return fail((std::string(what) + " is not a number").c_str(), e);
+    out_.timestamp = tok;
     return true;
   }
 
@@ -170,18 +180,57 @@ class Reader {
   std::string_view primaryKey_;
   Hdb3Transaction& out_;
   std::string& why_;
+  bool catchupEntry_;
 };
 
-}  // namespace
+// After a transaction's fields were read: checks what they say and settles its changes.
+Hdb3TxnMapper::Outcome finish(const Draft& d, Hdb3Transaction& out, std::string_view timestampKey,
+                              std::string& why) {
+  using Outcome = Hdb3TxnMapper::Outcome;
+  if (!d.haveOperation) {
+    why = "no \"operation\"";
+    return Outcome::Malformed;
+  }
+  if (out.timestamp.empty()) {
+    why = "a transaction without " + std::string(timestampKey) + " (not committed by a server)";
+    return Outcome::Ignored;
+  }
+  if (d.operation.empty()) {
+    why = "unsupported operation '" + d.unknownOperation + "'";
+    return Outcome::Malformed;
+  }
+  out.operation = d.operation;
+  if (out.operation == "delete") {
+    if (d.haveHashValues) {
+      out.changes.clear();  // a delete's records (if any) only repeat its keys
+      for (auto hv : d.hashValues) out.changes.push_back({hv, {}});
+    } else if (d.haveRecords) {
+      for (auto& c : out.changes) c.record = {};
+    } else {
+      why = "a delete without \"hash_values\"";
+      return Outcome::Malformed;
+    }
+  } else if (!d.haveRecords) {
+    why = "'" + std::string(out.operation) + "' without \"records\"";
+    return Outcome::Malformed;
+  }
+  return Outcome::Mapped;
+}
 
-Hdb3TxnMapper::Outcome Hdb3TxnMapper::parse(std::string_view data, const char* bufferEnd, std::string_view primaryKey,
-                                            Hdb3Transaction& out, std::string& why) {
+void resetTransaction(Hdb3Transaction& out) {
   out.operation = {};
   out.txn = {};
   out.timestamp = {};
   out.changes.clear();
   out.skipped = 0;
   out.skipReason.clear();
+}
+
+}  // namespace
+
+Hdb3TxnMapper::Outcome Hdb3TxnMapper::parse(std::string_view data, const char* bufferEnd, std::string_view primaryKey,
+                                            Hdb3Transaction& out, std::string& why) {
+  resetTransaction(out);
   if (data.empty() || bufferEnd < data.data() + data.size() + simdjson::SIMDJSON_PADDING) {
     why = "internal: data without padding";
     return Outcome::Malformed;
@@ -237,29 +286,7 @@ Hdb3TxnMapper::Outcome Hdb3TxnMapper::parse(std::string_view data, const char* b
   }
   if (!haveTransaction) return malformed("no \"transaction\"");
   if (!d.haveOperation) return malformed("no \"transaction.operation\"");
-  if (out.timestamp.empty()) {
-    why = "a transaction without __origin.timestamp (not committed by a server)";
-    return Outcome::Ignored;
-  }
-  if (d.operation.empty()) {
-    why = "unsupported operation '" + d.unknownOperation + "'";
-    return Outcome::Malformed;
-  }
-  out.operation = d.operation;
-  if (out.operation == "delete") {
-    if (d.haveHashValues) {
-      out.changes.clear();  // a delete's records (if any) only repeat its keys
-      for (auto hv : d.hashValues) out.changes.push_back({hv, {}});
-    } else if (d.haveRecords) {
-      for (auto& c : out.changes) c.record = {};
-    } else {
-      return malformed("a delete without \"hash_values\"");
-    }
-  } else if (!d.haveRecords) {
-    why = "'" + std::string(out.operation) + "' without \"records\"";
-    return Outcome::Malformed;
-  }
-  return Outcome::Mapped;
+  return finish(d, out, "__origin.timestamp", why);
 }
 
 Hdb3TxnMapper::Outcome Hdb3TxnMapper::map(std::string_view data, const char* bufferEnd, std::string_view primaryKey,
@@ -278,6 +305,78 @@ Hdb3TxnMapper::Outcome Hdb3TxnMapper::map(std::string_view data, const char* buf
   }
   if (txn_.skipped) why = std::to_string(txn_.skipped) + " record(s) skipped: " + txn_.skipReason;
   return outcome;
+}
+
+Hdb3TxnMapper::Outcome Hdb3TxnMapper::mapCatchup(std::string_view data, const char* bufferEnd,
+                                                 std::string_view primaryKey, const EnvelopeWriter& writer,
+                                                 std::vector<Hdb3CaughtUp>& out, size_t& skipped, std::string& why) {
+  skipped = 0;
+  if (data.empty()) return Outcome::Mapped;  // nothing changed in the window
+  if (bufferEnd < data.data() + data.size() + simdjson::SIMDJSON_PADDING) {
+    why = "internal: data without padding";
+    return Outcome::Malformed;
+  }
+  od::document doc;
+  if (auto e = parser_.iterate(json::paddedView(data, bufferEnd)).get(doc)) {
+    why = std::string("not JSON: ") + simdjson::error_message(e);
+    return Outcome::Malformed;
+  }
+  auto malformed = [&](const char* what, simdjson::error_code e = simdjson::SUCCESS) {
+    why = what;
+    if (e != simdjson::SUCCESS) why += std::string(": ") + simdjson::error_message(e);
+    return Outcome::Malformed;
+  };
+  od::object obj;
+  if (auto e = doc.get_object().get(obj)) return malformed("the catchup answer is not an object", e);
+  bool haveTransactions = false;
+  for (auto field : obj) {
+    std::string_view key;
+    if (auto e = field.unescaped_key().get(key)) return malformed("bad key", e);
+    if (key != "transaction") continue;
+    od::object txn;
+    if (auto e = field.value().get_object().get(txn)) return malformed("\"transaction\" is not an object", e);
+    for (auto tf : txn) {
+      if (auto e = tf.unescaped_key().get(key)) return malformed("bad key in \"transaction\"", e);
+      if (key != "transactions") continue;
+      haveTransactions = true;
+      od::array entries;
+      if (auto e = tf.value().get_array().get(entries)) return malformed("\"transactions\" is not an array", e);
+      for (auto element : entries) {
+        od::value v;
+        if (auto e = element.get(v)) return malformed("bad entry in \"transactions\"", e);
+        const char* begin = v.raw_json_token().data();
+        resetTransaction(txn_);
+        Draft d;
+        std::string entryWhy;
+        Reader reader(doc, primaryKey, txn_, entryWhy, true);
+        if (!reader.transaction(v, d)) return malformed(("an entry of \"transactions\": " + entryWhy).c_str());
+        const char* end = nullptr;
+        if (auto e = doc.current_location().get(end)) return malformed("truncated catchup answer", e);
+        if (finish(d, txn_, "timestamp", entryWhy) != Outcome::Mapped) {
+          if (skipped++ == 0) why = entryWhy;
+          continue;
+        }
+        Hdb3CaughtUp& c = out.emplace_back();
+        c.operation = txn_.operation;
+        c.timestamp = txn_.timestamp;
+        c.raw = json::trimRight(std::string_view(begin, size_t(end - begin)));
+        c.changes = txn_.changes;
+        EnvelopeFields f;
+        f.op = c.operation;
+        f.ts = c.timestamp;
+        f.cursor = c.timestamp;
+        for (const Hdb3Change& change : c.changes) {
+          f.id = change.id;
+          f.record = change.record;
+          c.lines.push_back(writer.write(f));
+        }
+        if (txn_.skipped && skipped++ == 0)
+          why = std::to_string(txn_.skipped) + " record(s) skipped: " + txn_.skipReason;
+      }
+    }
+  }
+  if (!haveTransactions) return malformed("no \"transaction.transactions\" in the catchup answer");
+  return Outcome::Mapped;
 }
 
 }  // namespace hdb

@@ -11,6 +11,10 @@
 //           "everything after this cursor" (docs/harperdb3.md)
 //   txn     the transaction id (a UUID; not ordered, not known to catchup)
 //   record  the record as sent; absent for delete
+// The catchup RPC answers with the same transactions in another shape (mapCatchup):
+//   {"type":"HDB_TRANSACTION","transaction":{"operation":"catchup","transactions":[
+//    {"operation":"insert","timestamp":1795692582077.058,"hash_values":[..],"records":[..]},...]}}
+// where each entry's `timestamp` is the text of the live message's __origin.timestamp.
 // Pure: no lws, no I/O.
 #pragma once
 
@@ -38,6 +42,15 @@ struct Hdb3Transaction {
   std::string skipReason;      // why the first of them was skipped
 };
 
+// One transaction of a catchup answer, mapped.
+struct Hdb3CaughtUp {
+  std::string_view operation;  // static strings, as in Hdb3Transaction
+  std::string_view timestamp;  // raw JSON number, inside the answer: the cursor
+  std::string_view raw;        // the entry's JSON text (for format: raw)
+  std::vector<Hdb3Change> changes;
+  std::vector<Line> lines;     // one per change
+};
+
 class Hdb3TxnMapper {
  public:
   enum class Outcome {
@@ -55,8 +68,14 @@ class Hdb3TxnMapper {
 
   // The transaction map() last returned Mapped for: its changes match map()'s lines one to one.
   const Hdb3Transaction& transaction() const { return txn_; }
-  // The cursor of the last transaction map() returned Mapped for (a view into its message).
-  std::string_view lastCursor() const { return txn_.timestamp; }
+
+  // The data of a catchup ack (absent when nothing changed: pass an empty view). Appends one
+  // entry per transaction, in the server's order. Entries that cannot be mapped are skipped
+  // and counted in `skipped`, `why` telling about the first; Malformed when the answer as a
+  // whole is unreadable (nothing can be trusted then).
+  Outcome mapCatchup(std::string_view data, const char* bufferEnd, std::string_view primaryKey,
+                     const EnvelopeWriter& writer, std::vector<Hdb3CaughtUp>& out, size_t& skipped,
+                     std::string& why);
 
   // The first step of map(), for tests: the transaction's parts without the lines.
   Outcome parse(std::string_view data, const char* bufferEnd, std::string_view primaryKey, Hdb3Transaction& out,

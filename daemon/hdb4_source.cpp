@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "percent_encode.h"
+
 namespace hdb {
 
 namespace {
@@ -16,34 +18,7 @@ using namespace std::chrono_literals;
 // frame (3000, 3003, 1011) within milliseconds; a connection that is still open
 // after this long counts as subscribed.
 constexpr auto kSettleTime = 300ms;
-// Refusals that retrying quickly cannot fix (credentials, permissions, a table
-// that is not exported) back off like authentication failures.
-constexpr const BackoffPolicy& kRefusedBackoff = kAuthFailureBackoff;
 
-std::string percentEncode(const std::string& s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-  return out;
-}
-
-// Text from the network, made safe for one log line.
-std::string printable(std::string_view s, size_t max = 200) {
-  std::string out;
-  for (char c : s.substr(0, max)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
-  if (s.size() > max) out += "...";
-  return out;
-}
-
-std::string seconds(std::chrono::milliseconds d) { return fmt::format("{:.1f} s", double(d.count()) / 1000.0); }
 
 double nowMillis() {
   using namespace std::chrono;
@@ -65,8 +40,8 @@ Hdb4Source::Hdb4Source(EventLoop& loop, const ServerConfig& server, const TableC
       envelope_(server.name, table.database, table.table),
       route_(std::move(route)),
       checkpoint_(checkpoint),
-      onStateChange_(std::move(onStateChange)),
-      retryTimer_(loop),
+      client_(loop, name_, server.url.host, [this](const std::string& a, const std::string& e) { open(a, e); },
+              std::move(onStateChange)),
       settleTimer_(loop) {
   char buf[512];
   if (lws_http_basic_auth_gen(server.username.c_str(), server.password.c_str(), buf, sizeof buf) == 0)
@@ -75,8 +50,6 @@ Hdb4Source::Hdb4Source(EventLoop& loop, const ServerConfig& server, const TableC
 }
 
 Hdb4Source::~Hdb4Source() {
-  loop_.resolver().cancel(resolveTicket_);
-  retryTimer_.cancel();
   settleTimer_.cancel();
   if (wsi_) lws_set_opaque_user_data(wsi_, nullptr);
 }
@@ -93,13 +66,19 @@ void Hdb4Source::start() {
                                 "changes before what the server still has are lost",
                                 seconds(std::chrono::milliseconds(int64_t(age))), seconds(server_.historyRetention));
   }
-  connect();
+  if (authHeader_.empty()) {
+    spdlog::error("{}: credentials too long for a Basic authorization header", name_);
+    client_.setState(State::Stopped);
+    return;
+  }
+  client_.connect();
 }
 
 std::string Hdb4Source::planConnection() {
   std::string path = server_.url.path;
   if (path.empty() || path.back() != '/') path.push_back('/');
-  path += percentEncode(table_.database) + "/" + percentEncode(table_.table) + "/";
+  path.append(percentEncode(table_.database, Escape::UrlPath)).append("/");
+  path.append(percentEncode(table_.table, Escape::UrlPath)).append("/");
   snapshotConnection_ = false;
   resumeIgnored_ = false;
   resumeFrom_.clear();
@@ -121,25 +100,8 @@ std::string Hdb4Source::planConnection() {
   return path + "?startTime=" + resumeFrom_;
 }
 
-void Hdb4Source::connect() {
-  if (authHeader_.empty()) {
-    spdlog::error("{}: credentials too long for a Basic authorization header", name_);
-    setState(State::Stopped);
-    return;
-  }
-  setState(State::Connecting);
-  // lws would resolve the name itself, blocking the loop; the resolver does it
-  // off the loop and calls back here.
-  resolveTicket_ = loop_.resolver().resolve(server_.url.host, [this](const std::string& address,
-                                                                    const std::string& error) {
-    resolveTicket_ = 0;
-    if (state_ != State::Connecting) return;
-    if (!error.empty()) return lost(nullptr, error);
-    open(address);
-  });
-}
-
-void Hdb4Source::open(const std::string& address) {
+void Hdb4Source::open(const std::string& address, const std::string& error) {
+  if (!error.empty()) return lost(nullptr, error);
   std::string path = planConnection();
   closeCode_ = 0;
   closeReason_.clear();
@@ -175,8 +137,8 @@ void Hdb4Source::open(const std::string& address) {
   opened_ = std::chrono::steady_clock::now();
   lws* wsi = lws_client_connect_via_info(&ci);
   // A failure may already have been reported through CLIENT_CONNECTION_ERROR.
-  if (!wsi && state_ == State::Connecting) lost(nullptr, "cannot start a connection");
-  else if (wsi && state_ == State::Connecting) wsi_ = wsi;
+  if (!wsi && client_.state() == State::Connecting) lost(nullptr, "cannot start a connection");
+  else if (wsi && client_.state() == State::Connecting) wsi_ = wsi;
 }
 
 int Hdb4Source::onLwsEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) noexcept {
@@ -214,7 +176,7 @@ int Hdb4Source::onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t 
       return 0;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
       // The only thing we ever write is the close frame set up in shutdown().
-      return state_ == State::Closing ? -1 : 0;
+      return client_.state() == State::Closing ? -1 : 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
       onPeerClose(in, len);
       return 0;
@@ -233,14 +195,14 @@ int Hdb4Source::onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t 
 void Hdb4Source::onEstablished() {
   ++stats_.connects;
   lastTraffic_ = std::chrono::steady_clock::now();
-  setState(State::Settling);
+  client_.setState(State::Open);
   settleTimer_.start(kSettleTime, [this] { onSettled(); });
 }
 
 void Hdb4Source::onSettled() {
-  if (state_ != State::Settling) return;
+  if (client_.state() != State::Open) return;
   settleTimer_.cancel();
-  backoff_.reset();
+  std::string lastProblem = client_.succeeded();
   snapshotDone_ = true;
   // Nothing delivered yet: remember when this subscription started, so a drop
   // before the first change still resumes without a hole.
@@ -250,16 +212,15 @@ void Hdb4Source::onSettled() {
     publishGap("history_expired", pendingGap_);
     pendingGap_.clear();
   }
-  if (!lastProblem_.empty())
-    spdlog::info("{}: subscribed again (last problem: {})", name_, lastProblem_);
+  if (!lastProblem.empty())
+    spdlog::info("{}: subscribed again (last problem: {})", name_, lastProblem);
   else
     spdlog::info("{}: subscribed", name_);
-  lastProblem_.clear();
-  setState(State::Subscribed);
+  client_.setState(State::Subscribed);
 }
 
 int Hdb4Source::onReceive(lws* wsi, const void* in, size_t len) {
-  if (state_ == State::Settling) onSettled();
+  if (client_.state() == State::Open) onSettled();
   if (!dropMessage_) {
     // A message bigger than this is not a record change: drop it and reset the connection.
     if (message_.size() + len > server_.maxMessageBytes) {
@@ -357,17 +318,16 @@ void Hdb4Source::onPeerClose(const void* in, size_t len) {
 
 void Hdb4Source::lost(lws* wsi, const std::string& why) {
   if (wsi) lws_set_opaque_user_data(wsi, nullptr);  // no more callbacks for this one
-  bool wasOpen = state_ == State::Settling || state_ == State::Subscribed;
-  bool stalled = wsi && state_ == State::Connecting && connectTimedOut(why, std::chrono::steady_clock::now() - opened_);
+  bool wasOpen = client_.state() == State::Open || client_.state() == State::Subscribed;
+  bool stalled = wsi && client_.state() == State::Connecting &&
+                 connectTimedOut(why, std::chrono::steady_clock::now() - opened_);
   wsi_ = nullptr;
   settleTimer_.cancel();
-  if (state_ == State::Closing || state_ == State::Stopped || loop_.closing()) {
-    setState(State::Stopped);
-    return;
-  }
+  if (client_.finished()) return;
   ++stats_.drops;
 
-  const BackoffPolicy* policy = &kReconnectBackoff;
+  // Refusals that retrying quickly cannot fix (credentials, permissions, a table
+  // that is not exported) back off like authentication failures.
   bool refused = true;
   std::string problem;
   std::string detail = closeCode_ ? fmt::format("close {}{}{}", closeCode_, closeReason_.empty() ? "" : ": ",
@@ -394,49 +354,24 @@ void Hdb4Source::lost(lws* wsi, const std::string& why) {
     refused = false;
     problem = detail;
   }
-  if (refused) policy = &kRefusedBackoff;
-  auto delay = backoff_.next(*policy);
-
-  // The first occurrence of a problem is logged at its level; repeats go to debug.
-  bool repeat = problem == lastProblem_;
-  auto level = repeat ? spdlog::level::debug : (refused ? spdlog::level::err : spdlog::level::warn);
-  spdlog::log(level, "{}: {}; retrying in {}", name_, problem, seconds(delay));
-  lastProblem_ = problem;
-
-  setState(State::Waiting);
-  retryTimer_.start(delay, [this] { connect(); });
+  client_.retryLater(problem, refused);
 }
 
 void Hdb4Source::shutdown() {
-  retryTimer_.cancel();
   settleTimer_.cancel();
-  switch (state_) {
-    case State::Settling:
-    case State::Subscribed:
-      setState(State::Closing);
-      lws_close_reason(wsi_, LWS_CLOSE_STATUS_GOINGAWAY, reinterpret_cast<unsigned char*>(const_cast<char*>("bridge stopping")), 15);
-      lws_callback_on_writable(wsi_);
-      return;
-    case State::Connecting:
-      setState(State::Closing);
-      if (wsi_) lws_set_timeout(wsi_, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
-      else setState(State::Stopped);
-      return;
-    case State::Closing:
-    case State::Stopped:
-      return;
-    case State::Idle:
-    case State::Waiting:
-      setState(State::Stopped);
-      return;
+  if (client_.shutdown(wsi_) && wsi_) {
+    static constexpr char kBye[] = "bridge stopping";
+    lws_close_reason(wsi_, LWS_CLOSE_STATUS_GOINGAWAY, reinterpret_cast<unsigned char*>(const_cast<char*>(kBye)),
+                     sizeof kBye - 1);
+    lws_callback_on_writable(wsi_);
   }
 }
 
 const char* Hdb4Source::stateName() const {
-  switch (state_) {
+  switch (client_.state()) {
     case State::Idle: return "idle";
     case State::Connecting: return "connecting";
-    case State::Settling: return "settling";
+    case State::Open: return "settling";
     case State::Subscribed: return "subscribed";
     case State::Waiting: return "waiting";
     case State::Closing: return "closing";
@@ -451,12 +386,6 @@ void Hdb4Source::tableStats(std::vector<TableStats>& out) const {
   bool replaying = subscribed() && lastReplayFrame_ != std::chrono::steady_clock::time_point{} &&
                    std::chrono::steady_clock::now() - lastReplayFrame_ < std::chrono::seconds(1);
   out.push_back({&table_, subscribed(), replaying, stats_.records, lastChange_, checkpoint_.written});
-}
-
-void Hdb4Source::setState(State s) {
-  if (state_ == s) return;
-  state_ = s;
-  if (onStateChange_) onStateChange_();
 }
 
 }  // namespace hdb

@@ -13,7 +13,6 @@
 #include <functional>
 #include <string>
 
-#include "backoff.h"
 #include "checkpoint.h"
 #include "config.h"
 #include "envelope.h"
@@ -22,6 +21,7 @@
 #include "hdb4_frame.h"
 #include "logging.h"
 #include "lws_client.h"
+#include "reconnecting_client.h"
 #include "source.h"
 
 namespace hdb {
@@ -30,7 +30,8 @@ inline constexpr const char* kHdb4ProtocolName = "hdb4";
 
 class Hdb4Source : public Source, public LwsClient {
  public:
-  enum class State { Idle, Connecting, Settling, Subscribed, Waiting, Closing, Stopped };
+  // State::Open: upgraded, waiting to see whether the server refuses the table.
+  using State = ReconnectingClient::State;
 
   // `onStateChange` runs whenever subscribed() or stopped() may have changed.
   // `checkpoint` holds the table's last delivered cursor (loaded from the
@@ -43,8 +44,8 @@ class Hdb4Source : public Source, public LwsClient {
 
   void start() override;
   void shutdown() override;
-  bool subscribed() const override { return state_ == State::Subscribed; }
-  bool stopped() const override { return state_ == State::Stopped; }
+  bool subscribed() const override { return client_.state() == State::Subscribed; }
+  bool stopped() const override { return client_.state() == State::Stopped; }
   const std::string& name() const override { return name_; }
   const SourceStats& stats() const override { return stats_; }
   const char* stateName() const override;
@@ -55,15 +56,13 @@ class Hdb4Source : public Source, public LwsClient {
 
  private:
   int onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
-  void connect();
-  void open(const std::string& address);
+  void open(const std::string& address, const std::string& error);
   void onEstablished();
   void onSettled();
   int onReceive(lws* wsi, const void* in, size_t len);
   void onMessage();
   void onPeerClose(const void* in, size_t len);
   void lost(lws* wsi, const std::string& why);
-  void setState(State s);
   // Decides what this connection asks for: resume, snapshot or live.
   std::string planConnection();
   void publishGap(std::string_view reason, const std::string& message);
@@ -76,9 +75,7 @@ class Hdb4Source : public Source, public LwsClient {
   EnvelopeWriter envelope_;
   Fanout::Route route_;
   CheckpointBook::Entry& checkpoint_;
-  std::function<void()> onStateChange_;
-
-  State state_ = State::Idle;
+  ReconnectingClient client_;
   lws* wsi_ = nullptr;
   std::string authHeader_;
   std::string message_;           // reassembly buffer, padded for simdjson
@@ -94,14 +91,10 @@ class Hdb4Source : public Source, public LwsClient {
   std::string connectedSince_;    // wall clock (ms) when this connection was started
   std::chrono::steady_clock::time_point lastTraffic_{};  // the last frame or pong
   std::chrono::steady_clock::time_point opened_{};       // when the current connection was started
-  uint64_t resolveTicket_ = 0;
 
   int closeCode_ = 0;             // from the server's close frame, if any
   std::string closeReason_;
-  std::string lastProblem_;       // suppresses repeating the same log line
-  Backoff backoff_;
   lws_retry_bo_t retryPolicy_{};
-  Timer retryTimer_;
   Timer settleTimer_;
   LogLimiter malformedLog_;
   SourceStats stats_;

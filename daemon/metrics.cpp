@@ -21,8 +21,8 @@ double unixSeconds(std::chrono::system_clock::time_point t) {
 // Every state a source reports (Hdb4Source and Hdb3Source::stateName):
 // each table gets one series per state, 1 for the current one, so a state
 // change never makes a series vanish.
-constexpr const char* kStates[] = {"idle",    "connecting", "settling", "logging_in", "subscribing",
-                                   "subscribed", "waiting",  "closing",  "stopped"};
+constexpr const char* kStates[] = {"idle",       "connecting", "settling", "logging_in", "subscribing",
+                                   "catching_up", "subscribed", "waiting",  "closing",    "stopped"};
 
 struct TableRow {
   TableStats stats;

@@ -267,6 +267,14 @@ std::string subscribe(int64_t cid, std::string_view channel) {
   return out;
 }
 
+std::string catchup(int64_t cid, std::string_view channel, int64_t millis) {
+  std::string out = "{\"event\":\"catchup\",\"data\":{\"channel\":";
+  appendJsonString(out, channel);
+  out.append(",\"milis_since_connected\":").append(std::to_string(millis));
+  out.append("},\"cid\":").append(std::to_string(cid)).append("}");
+  return out;
+}
+
 std::string disconnect(int code, std::string_view reason) {
   std::string out = "{\"event\":\"#disconnect\",\"data\":{\"code\":" + std::to_string(code);
   if (!reason.empty()) {

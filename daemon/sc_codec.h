@@ -89,6 +89,9 @@ std::string handshake(int64_t cid);
 // The ack of the server's `login` event. Holds the password: never log it.
 std::string loginAck(int64_t rid, std::string_view username, std::string_view password);
 std::string subscribe(int64_t cid, std::string_view channel);
+// HarperDB's catchup RPC: the channel's transactions of the last `millis` ms (by the
+// server's clock), answered in the ack (Hdb3TxnMapper::mapCatchup).
+std::string catchup(int64_t cid, std::string_view channel, int64_t millis);
 std::string disconnect(int code, std::string_view reason);
 inline std::string pong() { return "#2"; }
 

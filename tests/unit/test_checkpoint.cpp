@@ -9,6 +9,7 @@
 #include <string>
 
 #include "checkpoint.h"
+#include "percent_encode.h"
 
 namespace fs = std::filesystem;
 
@@ -52,6 +53,16 @@ TEST_CASE("file names cannot escape the state dir") {
   CHECK(fs::path(file).parent_path() == tmp.path);
   CHECK(fs::path(file).filename().string().find('/') == std::string::npos);
   CHECK(fs::path(file).filename().string()[0] != '.');
+}
+
+TEST_CASE("percent-encoding for URL paths and file names") {
+  using hdb::Escape;
+  CHECK(hdb::percentEncode("a-b_c.d~e", Escape::UrlPath) == "a-b_c.d~e");
+  CHECK(hdb::percentEncode("a-b_c.d~e", Escape::FileName) == "a-b_c.d%7Ee");
+  CHECK(hdb::percentEncode("../x y", Escape::UrlPath) == "..%2Fx%20y");
+  CHECK(hdb::percentEncode("../x y", Escape::FileName) == "%2E.%2Fx%20y");
+  CHECK(hdb::percentEncode("\xc3\xa9", Escape::UrlPath) == "%C3%A9");
+  CHECK(hdb::percentEncode("", Escape::FileName).empty());
 }
 
 TEST_CASE("cursor syntax") {

@@ -786,7 +786,7 @@ tables: [{server: local, database: dev, table: animals, primary_key: id}]
 sinks: [{name: out, type: stdout}]
 )",
        "t.yaml:2:70: tables[0].primary_key: only harperdb3 tables take primary_key (HarperDB 4 sends the key itself)\n"},
-      {"harperdb3 tables start live", R"(servers: {old: {protocol: harperdb3, url: wss://h:1, username: u, password: p}}
+      {"harperdb3 tables have no snapshot", R"(servers: {old: {protocol: harperdb3, url: wss://h:1, username: u, password: p}}
 tables:
   - {server: old, schema: dev, table: a, snapshot: true}
   - {server: old, schema: dev, table: b, start: snapshot}
@@ -794,9 +794,10 @@ tables:
   - {server: old, schema: dev, table: d, start: live}
 sinks: [{name: out, type: stdout}]
 )",
-       "t.yaml:3:52: tables[0].snapshot: harperdb3 tables start live: the bridge has no snapshot or history for HarperDB 3\n"
-       "t.yaml:4:49: tables[1].start: harperdb3 tables start live: the bridge has no snapshot or history for HarperDB 3\n"
-       "t.yaml:5:49: tables[2].start: harperdb3 tables start live: the bridge has no snapshot or history for HarperDB 3\n"},
+       "t.yaml:3:52: tables[0].snapshot: harperdb3 tables cannot start with a snapshot (HarperDB 3's clustering feed "
+       "has none); use start: live or start: {history: DURATION}\n"
+       "t.yaml:4:49: tables[1].start: harperdb3 tables cannot start with a snapshot (HarperDB 3's clustering feed "
+       "has none); use start: live or start: {history: DURATION}\n"},
       {"primary_key is a non-empty string", R"(servers: {old: {protocol: harperdb3, url: wss://h:1, username: u, password: p}}
 tables: [{server: old, schema: dev, table: animals, primary_key: [id]}]
 sinks: [{name: out, type: stdout}]

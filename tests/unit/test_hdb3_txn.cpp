@@ -220,3 +220,86 @@ TEST_CASE("hdb3 txn: malformed transactions are dropped whole, never a crash") {
     CHECK_MESSAGE(m.why.find(c.reason) != std::string::npos, c.data << " -> " << m.why);
   }
 }
+
+namespace {
+
+struct CaughtUp {
+  Outcome outcome;
+  std::vector<std::string> timestamps;
+  std::vector<std::string> raws;
+  std::vector<std::string> lines;
+  size_t skipped = 0;
+  std::string why;
+};
+
+CaughtUp mapCatchup(const std::string& data) {
+  Hdb3TxnMapper mapper;
+  hdb::EnvelopeWriter writer("legacy", "dev", "animals");
+  std::string buf = data;
+  hdb::json::reservePadding(buf);
+  std::vector<hdb::Hdb3CaughtUp> out;
+  CaughtUp c;
+  c.outcome = mapper.mapCatchup(buf, buf.data() + buf.capacity(), "id", writer, out, c.skipped, c.why);
+  for (const auto& e : out) {
+    c.timestamps.emplace_back(e.timestamp);
+    c.raws.emplace_back(e.raw);
+    for (const auto& l : e.lines) c.lines.push_back(*l);
+  }
+  return c;
+}
+
+// A catchup ack's data around `entries`, as HarperDB 3.3 answered (raw-catchup.log).
+std::string catchupAnswer(const std::string& entries) {
+  return R"({"id":"c-1","type":"HDB_TRANSACTION","hdb_header":{"timestamp":1795692784831},"transaction":{)"
+         R"("channel":"dev:animals","operation":"catchup","transactions":[)" + entries + R"(]},"__originator":{"n":111}})";
+}
+
+}  // namespace
+
+TEST_CASE("hdb3 catchup: each entry becomes the same lines a live message would") {
+  auto c = mapCatchup(catchupAnswer(
+      R"({"operation":"insert","user_name":"HDB_ADMIN","timestamp":1795692582077.058,"hash_values":["a1"],)"
+      R"("records":[{"id":"a1","name":"harper","__updatedtime__":1795692582067}]},)"
+      R"({"operation":"update","user_name":"HDB_ADMIN","timestamp":1795692582900.528,"hash_values":["a1"],)"
+      R"("records":[{"id":"a1","size":"large"}],"original_records":[{"id":"a1","size":"medium"}]},)"
+      R"({"operation":"delete","user_name":"HDB_ADMIN","timestamp":1795692584527.513,"hash_values":["a1",2],)"
+      R"("original_records":[{"id":"a1"}]})"));
+  REQUIRE(c.outcome == Outcome::Mapped);
+  CHECK(c.skipped == 0);
+  CHECK(c.timestamps == std::vector<std::string>{"1795692582077.058", "1795692582900.528", "1795692584527.513"});
+  REQUIRE(c.lines.size() == 4);
+  CHECK(c.lines[0].find(R"("op":"insert","id":"a1","ts":1795692582077.058,"cursor":"1795692582077.058")") !=
+        std::string::npos);
+  CHECK(c.lines[0].find(R"("record":{"id":"a1","name":"harper","__updatedtime__":1795692582067})") !=
+        std::string::npos);
+  CHECK(c.lines[1].find(R"("record":{"id":"a1","size":"large"})") != std::string::npos);
+  CHECK(c.lines[1].find("medium") == std::string::npos);  // original_records are not the change
+  CHECK(c.lines[2].find(R"("op":"delete","id":"a1")") != std::string::npos);
+  CHECK(c.lines[3].find(R"("op":"delete","id":2)") != std::string::npos);
+  CHECK(c.lines[2].find("record") == std::string::npos);
+  CHECK(c.raws[0].front() == '{');
+  CHECK(c.raws[0].back() == '}');
+  CHECK(c.raws[2].find("original_records") != std::string::npos);
+}
+
+TEST_CASE("hdb3 catchup: an empty answer, and bad entries") {
+  CHECK(mapCatchup("").outcome == Outcome::Mapped);  // the ack carries no data when nothing changed
+  CHECK(mapCatchup(catchupAnswer("")).lines.empty());
+  auto c = mapCatchup(catchupAnswer(
+      R"({"operation":"insert","hash_values":[1],"records":[{"id":1}]},)"
+      R"({"operation":"drop_table","timestamp":3.5},)"
+      R"({"operation":"insert","timestamp":4.5,"records":[{"id":4}]})"));
+  REQUIRE(c.outcome == Outcome::Mapped);
+  CHECK(c.skipped == 2);
+  CHECK(c.why.find("without timestamp") != std::string::npos);
+  CHECK(c.timestamps == std::vector<std::string>{"4.5"});
+  CHECK(mapCatchup(R"({"id":"c-1","type":"HDB_TRANSACTION"})").outcome == Outcome::Malformed);
+  CHECK(mapCatchup(catchupAnswer(R"({"operation":"insert","timestamp":"x","records":[]})")).outcome ==
+        Outcome::Malformed);
+  CHECK(mapCatchup(R"({"transaction":{"transactions":[{"operation":"insert",)").outcome == Outcome::Malformed);
+}
+
+TEST_CASE("sc codec: the catchup request") {
+  CHECK(hdb::sc::catchup(7, "dev:an\"imals", 65000) ==
+        R"({"event":"catchup","data":{"channel":"dev:an\"imals","milis_since_connected":65000},"cid":7})");
+}
