@@ -8,8 +8,9 @@
 
 The recipe is /work/shared/docs/systemd-and-containers.md section 3: runc (crun fails here), cgroupfs,
 always --network host (the default network would add a bridge and iptables rules to the machine).
-Images and build layers live in CACHE_DIR so a repeat skips the import and the apt layers; everything
-else (the container database, run state, volumes, events) lives in a temp dir removed at the end.
+Images, build layers and the compiler cache (the Dockerfile's ccache mount) live in CACHE_DIR, so a repeat
+skips the import and the apt layers and recompiles only changed sources; everything else (the container
+database, run state, volumes, events) lives in a temp dir removed at the end.
 One Engine at a time per host (a lock file): two would share the image store.
 """
 
@@ -143,13 +144,19 @@ class Engine:
     def build(self, context: Path, tag: str, *args: str, timeout: float = 1500) -> str:
         """buildah bud --layers; returns its output. The -dev packages stage is also tagged so that
         pruning leaves it in the cache."""
+        # buildah keeps RUN --mount=type=cache directories (the compiler cache) under $TMPDIR.
+        self.env["TMPDIR"] = str(CACHE_DIR / "build-tmp")
+        Path(self.env["TMPDIR"]).mkdir(exist_ok=True)
         common = ["bud", "--isolation", "chroot", "--network", "host", "--pull=never", "--format", "docker",
                   "--layers", *args]
         t0 = time.monotonic()
-        out = self.buildah(*common, "--target", "build-deps", "-t", "hdb-bridge-build-deps:cache",
-                           str(context), timeout=timeout).stdout
-        self.timings["build-deps stage"] = time.monotonic() - t0
-        out += self.buildah(*common, "-t", tag, str(context), timeout=timeout).stdout
+        try:
+            out = self.buildah(*common, "--target", "build-deps", "-t", "hdb-bridge-build-deps:cache",
+                               str(context), timeout=timeout).stdout
+            self.timings["build-deps stage"] = time.monotonic() - t0
+            out += self.buildah(*common, "-t", tag, str(context), timeout=timeout).stdout
+        finally:
+            self.env["TMPDIR"] = str(self.tmp / "tmp")
         self.timings["build"] = time.monotonic() - t0
         return out
 
