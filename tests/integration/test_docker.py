@@ -133,7 +133,9 @@ class DockerImage(unittest.TestCase):
         self.assertIn('"/run/hdb-bridge":{}', cfg)
         self.assertIn('"/var/lib/hdb-bridge":{}', cfg)
         self.assertIn('["/usr/bin/hdb-bridge"]', cfg)
-        self.assertIn("/healthz", self.engine.inspect(IMAGE, "{{json .HealthCheck.Test}}"))
+        self.assertIn("$HDB_BRIDGE_HEALTHZ", self.engine.inspect(IMAGE, "{{json .HealthCheck.Test}}"))
+        env = self.engine.inspect(IMAGE, "{{json .Config.Env}}")
+        self.assertIn("HDB_BRIDGE_HEALTHZ=http://127.0.0.1:9464/healthz", env)
         size = int(self.engine.inspect(IMAGE, "{{.Size}}"))
         hdb.log(f"docker image {IMAGE}: {size / 1e6:.0f} MB")
         # No compiler or headers came along into the runtime image.

@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import hdb
 import nspawn
 
 CACHE_DIR = Path(os.environ.get("HDB_BRIDGE_ROOTFS_CACHE", "/var/cache/hdb-bridge-test")) / "containers"
