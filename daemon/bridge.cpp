@@ -27,8 +27,20 @@ Bridge::Bridge(const Config& config)
       loop_(std::make_unique<EventLoop>(*config_, [this](int signo) { onSignal(signo); })),
       shutdownTimer_(*loop_),
       checkpointTimer_(*loop_) {
+  try {
+    build();
+  } catch (...) {
+    // Sinks and sources already made have fds in the context: close them while
+    // their objects still exist (member destruction comes after this).
+    loop_->destroyContext();
+    throw;
+  }
+}
+
+void Bridge::build() {
   for (const auto& sink : config_->sinks) fanout_.add(makeSink(*loop_, sink));
   for (const auto& [key, spec] : sourcesOf(*config_)) addSource(key, spec);
+  telemetry_ = std::make_unique<Telemetry>(*loop_, *config_, sources_, fanout_.sinks());
 }
 
 // Creates (does not start) the subscription for `spec`, which points into config_.
@@ -70,6 +82,7 @@ int Bridge::run() {
                    name);
   notify::status("connecting");
   for (auto& running : sources_) running.source->start();
+  telemetry_->start();
   scheduleCheckpoint();
   loop_->run([this] { afterService(); });
   // Everything delivered is flushed (or abandoned at the deadline): record it,
@@ -113,6 +126,7 @@ void Bridge::beginShutdown(const char* why) {
   shuttingDown_ = true;
   spdlog::info("{} received; closing subscriptions and flushing sinks", why);
   notify::stopping();
+  telemetry_->stopping();
   checkpointTimer_.cancel();
   fanout_.close();
   for (auto& running : sources_) running.source->shutdown();
@@ -137,7 +151,7 @@ void Bridge::onStateChange() {
 }
 
 bool Bridge::drained() const {
-  auto stopped = [](const Running& r) { return r.source->stopped(); };
+  auto stopped = [](const RunningSource& r) { return r.source->stopped(); };
   return std::all_of(sources_.begin(), sources_.end(), stopped) &&
          std::all_of(retiring_.begin(), retiring_.end(), stopped) && !fanout_.pending();
 }
@@ -145,7 +159,7 @@ bool Bridge::drained() const {
 void Bridge::afterService() {
   fanout_.flush();
   // Subscriptions a reload stopped: freed once their connection is gone.
-  std::erase_if(retiring_, [this](const Running& r) {
+  std::erase_if(retiring_, [this](const RunningSource& r) {
     if (!r.source->stopped()) return false;
     logStats(*r.source);
     return true;

@@ -15,6 +15,7 @@
 #include "fanout.h"
 #include "reload_plan.h"
 #include "source.h"
+#include "telemetry.h"
 
 namespace hdb {
 
@@ -29,6 +30,8 @@ class Bridge {
   int run();
 
  private:
+  // The constructor's work: sinks, sources, telemetry, in that order.
+  void build();
   void onSignal(int signo);
   void onStateChange();
   void afterService();
@@ -41,21 +44,14 @@ class Bridge {
   void addSource(const std::string& key, const SourceSpec& spec);
   void logStats(const Source& source) const;
 
-  // A source with the config generation its references point into: a reload
-  // swaps config_ but leaves untouched subscriptions running on the old one.
-  struct Running {
-    std::string key;  // sourcesOf()'s
-    std::shared_ptr<const Config> config;
-    std::unique_ptr<Source> source;
-  };
-
   std::shared_ptr<const Config> config_;
   StateDir stateDir_;  // locked for as long as the bridge runs
   CheckpointBook checkpoints_;
   std::unique_ptr<EventLoop> loop_;
   Fanout fanout_;
-  std::vector<Running> sources_;
-  std::vector<Running> retiring_;  // stopped by a reload; freed once their connection is gone
+  std::vector<RunningSource> sources_;
+  std::vector<RunningSource> retiring_;  // stopped by a reload; freed once their connection is gone
+  std::unique_ptr<Telemetry> telemetry_;  // metrics endpoint, watchdog, STATUS=
   Timer shutdownTimer_;
   Timer checkpointTimer_;
   bool ready_ = false;

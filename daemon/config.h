@@ -109,6 +109,17 @@ struct SinkConfig {
   }
 };
 
+// `metrics:`: an HTTP endpoint for /metrics, /healthz and /readyz, served by
+// the event loop (docs/operations.md). Either a TCP address (an IP literal and
+// a port; port 0 takes any free one and logs it) or an absolute Unix socket path.
+struct MetricsConfig {
+  std::string unixPath;  // set: a Unix socket at this path (host and port unused)
+  std::string host;      // IPv4 or IPv6 literal, without brackets
+  uint16_t port = 0;
+  unsigned mode = 0660;  // Unix socket file mode
+  bool operator==(const MetricsConfig&) const = default;
+};
+
 struct Config {
   std::string file;
   LogLevel logLevel = LogLevel::Info;
@@ -120,6 +131,7 @@ struct Config {
   std::map<std::string, ServerConfig> servers;
   std::vector<TableConfig> tables;
   std::vector<SinkConfig> sinks;
+  std::optional<MetricsConfig> metrics;  // unset: no metrics endpoint
 };
 
 // One problem found in a config file, printed as FILE:LINE:COL: key.path: reason.

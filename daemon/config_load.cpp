@@ -275,6 +275,12 @@ const Key<Draft> kRootKeys[] = {
     {"servers", true, readServers},
     {"tables", true, readTables},
     {"sinks", true, readSinks},
+    {"metrics", false,
+     [](Reader& r, const Value& v, Draft& d) {
+       MetricsConfig m;
+       readMetrics(r, v, m);
+       d.cfg.metrics = std::move(m);
+     }},
 };
 
 // Tables name configured servers, and each server's database.table comes once.

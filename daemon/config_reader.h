@@ -148,4 +148,9 @@ void readSink(Reader& r, const Value& item, SinkDraft& out);
 void checkSinks(Reader& r, const std::vector<SinkDraft>& sinks, const std::set<std::string>& tables,
                 bool tablesKnown);
 
+// ---- metrics (config_metrics.cpp) ----
+
+// The `metrics:` map: listen (IP:PORT or an absolute Unix socket path) and mode.
+void readMetrics(Reader& r, const Value& v, MetricsConfig& out);
+
 }  // namespace hdb::config_detail

@@ -53,7 +53,7 @@ Hdb3Source::Hdb3Source(EventLoop& loop, const ServerConfig& server, std::vector<
     const TableConfig& tc = *t.config;
     channels_.push_back(Channel{tc.database + ":" + tc.table, tc.primaryKey,
                                 EnvelopeWriter(server.name, tc.database, tc.table), std::move(t.route), 0, false,
-                                std::string()});
+                                std::string(), t.config});
   }
 }
 
@@ -371,7 +371,11 @@ void Hdb3Source::onPublish(const sc::Packet& p) {
     ch->route.publish(changes_, message_);
   }
   stats_.records += lines_.size();
-  if (!lines_.empty()) ch->lastCursor.assign(mapper_.lastCursor());
+  ch->records += lines_.size();
+  if (!lines_.empty()) {
+    ch->lastCursor.assign(mapper_.lastCursor());
+    ch->lastChange = std::chrono::system_clock::now();
+  }
   switch (outcome) {
     case Hdb3TxnMapper::Outcome::Mapped:
       if (!why.empty()) {
@@ -540,6 +544,26 @@ void Hdb3Source::shutdown() {
       setState(State::Stopped);
       return;
   }
+}
+
+const char* Hdb3Source::stateName() const {
+  switch (state_) {
+    case State::Idle: return "idle";
+    case State::Connecting: return "connecting";
+    case State::LoggingIn: return "logging_in";
+    case State::Subscribing: return "subscribing";
+    case State::Subscribed: return "subscribed";
+    case State::Waiting: return "waiting";
+    case State::Closing: return "closing";
+    case State::Stopped: return "stopped";
+  }
+  return "unknown";
+}
+
+// HarperDB 3 has no checkpoints and no replay: subscribed is caught up.
+void Hdb3Source::tableStats(std::vector<TableStats>& out) const {
+  for (const Channel& ch : channels_)
+    out.push_back({ch.config, subscribed(), false, ch.records, ch.lastChange, {}});
 }
 
 void Hdb3Source::setState(State s) {

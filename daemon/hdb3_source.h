@@ -61,6 +61,8 @@ class Hdb3Source : public Source {
   bool stopped() const override { return state_ == State::Stopped; }
   const std::string& name() const override { return name_; }
   const SourceStats& stats() const override { return stats_; }
+  const char* stateName() const override;
+  void tableStats(std::vector<TableStats>& out) const override;
 
   // The lws protocol callback for every HarperDB 3 client connection.
   static int lwsCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) noexcept;
@@ -74,6 +76,9 @@ class Hdb3Source : public Source {
     int64_t subscribeCid = 0;
     bool subscribed = false;
     std::string lastCursor;  // of the last line delivered; empty before the first
+    const TableConfig* config = nullptr;
+    uint64_t records = 0;    // lines delivered (metrics)
+    std::chrono::system_clock::time_point lastChange{};
   };
 
   int onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len);

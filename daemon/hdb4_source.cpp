@@ -305,6 +305,7 @@ void Hdb4Source::onMessage() {
                    message_.size(), error, held);
     return;
   }
+  if (change.hasSize) lastReplayFrame_ = std::chrono::steady_clock::now();
   std::string_view op = change.type;
   if (change.hasSize && !resumeFrom_.empty() && !resumeIgnored_ && alreadyDelivered(change.localTime)) {
     // A replay never goes back to or before startTime; a record this old is
@@ -330,6 +331,7 @@ void Hdb4Source::onMessage() {
   fields.record = record;
   route_.publish(Change{op, route_.wantsEnvelope() ? envelope_.write(fields) : nullptr, record}, message_);
   ++stats_.records;
+  lastChange_ = std::chrono::system_clock::now();
   // Snapshot records are not in localTime order: they never move the cursor.
   if (!snapshot) checkpoint_.set(change.localTime);
 }
@@ -422,6 +424,27 @@ void Hdb4Source::shutdown() {
       setState(State::Stopped);
       return;
   }
+}
+
+const char* Hdb4Source::stateName() const {
+  switch (state_) {
+    case State::Idle: return "idle";
+    case State::Connecting: return "connecting";
+    case State::Settling: return "settling";
+    case State::Subscribed: return "subscribed";
+    case State::Waiting: return "waiting";
+    case State::Closing: return "closing";
+    case State::Stopped: return "stopped";
+  }
+  return "unknown";
+}
+
+void Hdb4Source::tableStats(std::vector<TableStats>& out) const {
+  // HarperDB marks replayed changes (`size`) but not the end of the replay:
+  // a second without one means the replay is over.
+  bool replaying = subscribed() && lastReplayFrame_ != std::chrono::steady_clock::time_point{} &&
+                   std::chrono::steady_clock::now() - lastReplayFrame_ < std::chrono::seconds(1);
+  out.push_back({&table_, subscribed(), replaying, stats_.records, lastChange_, checkpoint_.written});
 }
 
 void Hdb4Source::setState(State s) {

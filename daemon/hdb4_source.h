@@ -46,6 +46,8 @@ class Hdb4Source : public Source {
   bool stopped() const override { return state_ == State::Stopped; }
   const std::string& name() const override { return name_; }
   const SourceStats& stats() const override { return stats_; }
+  const char* stateName() const override;
+  void tableStats(std::vector<TableStats>& out) const override;
 
   // The lws protocol callback for every HarperDB 4 client connection.
   static int lwsCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) noexcept;
@@ -101,6 +103,8 @@ class Hdb4Source : public Source {
   Timer settleTimer_;
   LogLimiter malformedLog_;
   SourceStats stats_;
+  std::chrono::system_clock::time_point lastChange_{};
+  std::chrono::steady_clock::time_point lastReplayFrame_{};  // the last change with `size` (snapshot, resume)
 };
 
 }  // namespace hdb

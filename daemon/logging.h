@@ -11,7 +11,12 @@
 
 namespace hdb {
 
+// Under systemd (JOURNAL_STREAM names stderr's device:inode) lines are
+// "<N>message" with N the syslog priority, so `journalctl -p warning` works;
+// otherwise the usual timestamped, coloured spdlog lines.
 void setupLogging(LogLevel level);
+bool stderrIsJournal();
+int journalPriority(spdlog::level::level_enum level);
 spdlog::level::level_enum toSpdlog(LogLevel level);
 
 // Lets the first message through, then at most one per interval; the next one

@@ -23,5 +23,12 @@ void status(std::string_view text) {
   msg.append(text);
   sd_notify(0, msg.c_str());
 }
+void watchdog() { sd_notify(0, "WATCHDOG=1"); }
+
+std::optional<std::chrono::microseconds> watchdogInterval() {
+  uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return std::nullopt;
+  return std::chrono::microseconds(usec);
+}
 
 }  // namespace hdb::notify

@@ -38,6 +38,7 @@ void Bridge::reload() {
   // What cannot change without a restart stays as it runs, so the next
   // reload compares against the truth.
   next->stateDir = config_->stateDir;
+  next->metrics = config_->metrics;
   apply(plan, std::move(next));
   spdlog::info("reload done: {}", plan.summary());
   notify::ready();

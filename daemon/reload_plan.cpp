@@ -69,6 +69,8 @@ ReloadPlan planReload(const Config& running, const Config& next) {
   if (running.stateDir != next.stateDir)
     plan.needRestart.push_back("state_dir: the running instance holds the lock on " + running.stateDir +
                                "; the new directory takes effect after a restart");
+  if (running.metrics != next.metrics)
+    plan.needRestart.push_back("metrics: the endpoint keeps its address; the new one takes effect after a restart");
   return plan;
 }
 

@@ -57,6 +57,8 @@ class Sink {
   }
   // True while lines are queued that could still be written.
   virtual bool pending() const = 0;
+  // Bytes waiting in its queues now (every consumer's together).
+  virtual size_t queuedBytes() const = 0;
 
   const SinkConfig& config() const { return config_; }
   const SinkFilter& filter() const { return filter_; }

@@ -29,6 +29,7 @@ class FifoSink : public Sink, private RawFdHandler {
   void close() override;
   void retire() override;
   bool pending() const override { return wsi_ && (!queue_.empty() || !tail_.empty()); }
+  size_t queuedBytes() const override { return queue_.bytes() + tail_.size(); }
   bool attached() const { return wsi_ != nullptr; }
 
  private:

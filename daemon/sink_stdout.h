@@ -22,6 +22,7 @@ class StdoutSink : public Sink, private RawFdHandler {
   void flush() override;
   void retire() override;
   bool pending() const override { return !stopped_ && !queue_.empty(); }
+  size_t queuedBytes() const override { return queue_.bytes(); }
   bool stopped() const { return stopped_; }
 
  private:

@@ -85,6 +85,7 @@ class UnixSink::Consumer : public RawFdHandler {
   }
 
   bool pending() const { return !cut_ && !queue_.empty(); }
+  size_t queuedBytes() const { return queue_.bytes(); }
 
   // The sink goes away (reload): one last write of what the socket takes now,
   // then the fd is let go of. Returns the lines left unsent.
@@ -262,6 +263,12 @@ bool UnixSink::pending() const {
   for (const auto& [raw, consumer] : consumers_)
     if (raw->pending()) return true;
   return false;
+}
+
+size_t UnixSink::queuedBytes() const {
+  size_t total = 0;
+  for (const auto& [raw, consumer] : consumers_) total += raw->queuedBytes();
+  return total;
 }
 
 }  // namespace hdb

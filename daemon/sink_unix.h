@@ -29,6 +29,7 @@ class UnixSink : public Sink {
   void retire() override;
   void refilter(const SinkConfig& next) override;
   bool pending() const override;
+  size_t queuedBytes() const override;
 
   size_t consumers() const { return consumers_.size(); }
 

@@ -2,8 +2,14 @@
 // A source covers one or more tables; it is "subscribed" when all of them are.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include "config.h"
 
 namespace hdb {
 
@@ -18,6 +24,18 @@ struct SourceStats {
   uint64_t gaps = 0;       // times changes may have been missed (gap lines)
 };
 
+// One configured table as the metrics endpoint shows it (docs/operations.md).
+struct TableStats {
+  const TableConfig* table = nullptr;
+  bool subscribed = false;
+  // Subscribed but still receiving the replay a (re)subscription asked for
+  // (snapshot or resume): not caught up yet.
+  bool replaying = false;
+  uint64_t records = 0;                                  // envelope lines produced for this table
+  std::chrono::system_clock::time_point lastChange{};   // when its last change arrived; epoch: none yet
+  std::string_view checkpoint;                           // the cursor on disk (ms since the epoch); empty: none
+};
+
 class Source {
  public:
   virtual ~Source() = default;
@@ -29,6 +47,19 @@ class Source {
   virtual bool stopped() const = 0;
   virtual const std::string& name() const = 0;
   virtual const SourceStats& stats() const = 0;
+  // The connection's state as a word ("connecting", "subscribed", ...).
+  virtual const char* stateName() const = 0;
+  // Appends one entry per table this source carries.
+  virtual void tableStats(std::vector<TableStats>& out) const = 0;
+};
+
+// A running source with the config generation its references point into: a
+// reload swaps the bridge's config but leaves untouched subscriptions running
+// on the one they were built from.
+struct RunningSource {
+  std::string key;  // reload_plan.h's sourcesOf() key
+  std::shared_ptr<const Config> config;
+  std::unique_ptr<Source> source;
 };
 
 }  // namespace hdb

@@ -17,6 +17,7 @@ class FakeSink : public hdb::Sink {
   void flush() override { ++flushes; }
   bool pending() const override { return false; }
   void retire() override { retired = true; }
+  size_t queuedBytes() const override { return 0; }
   std::vector<hdb::Line> got;
   bool retired = false;
   int flushes = 0;

@@ -115,4 +115,8 @@ TEST_CASE("reload plan: log level and checkpoint interval apply; state_dir needs
   REQUIRE(p.needRestart.size() == 1);
   CHECK(p.needRestart[0].rfind("state_dir: ", 0) == 0);
   CHECK(p.stopSources.empty());
+  hdb::ReloadPlan m = plan(std::string("metrics: {listen: 127.0.0.1:9464}\n") + kBase);
+  REQUIRE(m.needRestart.size() == 1);
+  CHECK(m.needRestart[0].rfind("metrics: ", 0) == 0);
+  CHECK(m.empty());
 }
