@@ -96,10 +96,10 @@ int Bridge::run() {
 
 void Bridge::logStats(const Source& source) const {
   const SourceStats& s = source.stats();
-  spdlog::info("{}: {} messages, {} lines; dropped: {} malformed ({} over max_message_bytes), {} duplicates; "
-               "{} connects, {} drops, {} gaps",
-               source.name(), s.frames, s.records, s.malformed, s.oversized, s.duplicates, s.connects, s.drops,
-               s.gaps);
+  spdlog::info("{}: {} messages, {} lines; dropped: {} malformed ({} over max_message_bytes), {} duplicates, "
+               "{} ignored; {} connects, {} drops ({} timeouts), {} gaps",
+               source.name(), s.frames, s.records, s.malformed, s.oversized, s.duplicates, s.ignored, s.connects,
+               s.drops, s.timeouts, s.gaps);
 }
 
 void Bridge::scheduleCheckpoint() {

@@ -23,9 +23,9 @@ const lws_protocols kLocalProtocols[] = {kRawProtocol, {nullptr, nullptr, 0, 0, 
 // Client connections name their protocol with local_protocol_name; nothing is
 // sent as Sec-WebSocket-Protocol.
 const lws_protocols kClientProtocols[] = {
-    {kHdb4ProtocolName, Hdb4Source::lwsCallback, 0, 0, 0, nullptr, 0},
-    {kHttpProtocolName, HttpRequest::lwsCallback, 0, 0, 0, nullptr, 0},
-    {kHdb3ProtocolName, Hdb3Source::lwsCallback, 0, 0, 0, nullptr, 0},
+    {kHdb4ProtocolName, LwsClient::callback, 0, 0, 0, nullptr, 0},
+    {kHttpProtocolName, LwsClient::callback, 0, 0, 0, nullptr, 0},
+    {kHdb3ProtocolName, LwsClient::callback, 0, 0, 0, nullptr, 0},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0},
 };
 

@@ -118,7 +118,7 @@ void Hdb3Source::open(const std::string& address) {
   ci.origin = ci.host;
   ci.path = path.c_str();
   ci.local_protocol_name = kHdb3ProtocolName;
-  ci.opaque_user_data = this;
+  ci.opaque_user_data = opaque();
   // HarperDB 3 lets connections from 127.0.0.1 in without a login: binding the
   // source address (e.g. 127.0.0.2) is how tests see the real authentication.
   if (!server_.bindAddress.empty()) ci.iface = server_.bindAddress.c_str();
@@ -130,19 +130,18 @@ void Hdb3Source::open(const std::string& address) {
   }
   spdlog::debug("{}: connecting to {}://{}:{}{} ({}{})", name_, server_.url.tls ? "wss" : "ws", server_.url.host,
                 server_.url.port, path, address, server_.bindAddress.empty() ? "" : " from " + server_.bindAddress);
+  opened_ = std::chrono::steady_clock::now();
   lws* wsi = lws_client_connect_via_info(&ci);
   // A failure may already have been reported through CLIENT_CONNECTION_ERROR.
   if (!wsi && state_ == State::Connecting) lost(nullptr, "cannot start a connection");
   else if (wsi && state_ == State::Connecting) wsi_ = wsi;
 }
 
-int Hdb3Source::lwsCallback(lws* wsi, lws_callback_reasons reason, void* /*user*/, void* in, size_t len) noexcept {
-  auto* self = wsi ? static_cast<Hdb3Source*>(lws_get_opaque_user_data(wsi)) : nullptr;
-  if (!self) return 0;
+int Hdb3Source::onLwsEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) noexcept {
   try {
-    return self->onEvent(wsi, reason, in, len);
+    return onEvent(wsi, reason, in, len);
   } catch (const std::exception& e) {
-    spdlog::error("{}: internal error: {}", self->name_, e.what());
+    spdlog::error("{}: internal error: {}", name_, e.what());
     return -1;
   }
 }
@@ -255,7 +254,10 @@ void Hdb3Source::onPacket(const sc::Packet& p) {
     onPublish(p);
   } else if (p.event == sc::kLogin) {
     // The server asks for credentials; the ack of its event carries them.
-    if (p.cid == 0) return logMalformed("a login request without a cid cannot be answered");
+    if (p.cid == 0) {
+      ++stats_.malformed;
+      return logMalformed("a login request without a cid cannot be answered");
+    }
     send(sc::loginAck(p.cid, server_.username, server_.password));
   } else if (p.event == sc::kSetAuthToken) {
     if (!authenticated_) onAuthenticated();
@@ -263,12 +265,16 @@ void Hdb3Source::onPacket(const sc::Packet& p) {
     // The close frame follows; its code is the same one.
     sc::Disconnect d;
     std::string error;
-    if (!parser_.disconnect(p.data, d, error)) return logMalformed(error);
+    if (!parser_.disconnect(p.data, d, error)) {
+      ++stats_.malformed;
+      return logMalformed(error);
+    }
     closeCode_ = d.code;
     closeReason_ = printable(d.reason);
   } else if (p.event == sc::kKickOut) {
     abandon(fmt::format("the server removed us from a channel ({})", printable(p.data)), false);
   } else {
+    ++stats_.ignored;
     uint64_t held = 0;
     if (ignoredLog_.allow(held))
       spdlog::debug("{}: ignoring event {} ({} similar not logged)", name_, printable(p.event, 60), held);
@@ -280,7 +286,10 @@ void Hdb3Source::onAck(const sc::Packet& p) {
     if (!p.error.empty()) return abandon("the server refused the handshake: " + printable(p.error), false);
     sc::HandshakeAck ack;
     std::string error;
-    if (!parser_.handshakeAck(p.data, ack, error)) return logMalformed(error);
+    if (!parser_.handshakeAck(p.data, ack, error)) {
+      ++stats_.malformed;
+      return logMalformed(error);
+    }
     if (ack.pingTimeoutMs > 0) {
       // The server pings on its own schedule (a SocketCluster client cannot ask it to), so
       // silence shorter than its pingTimeout proves nothing: liveness_timeout can only lengthen it.
@@ -295,7 +304,10 @@ void Hdb3Source::onAck(const sc::Packet& p) {
   auto ch = std::find_if(channels_.begin(), channels_.end(),
                          [&](const Channel& c) { return c.subscribeCid == p.rid; });
   if (ch == channels_.end()) {
-    spdlog::debug("{}: ignoring an ack for cid {}", name_, p.rid);
+    ++stats_.ignored;
+    uint64_t held = 0;
+    if (ignoredLog_.allow(held))
+      spdlog::debug("{}: ignoring an ack for cid {} ({} similar not logged)", name_, p.rid, held);
     return;
   }
   if (!p.error.empty())
@@ -354,11 +366,10 @@ void Hdb3Source::onPublish(const sc::Packet& p) {
   }
   auto ch = std::find_if(channels_.begin(), channels_.end(), [&](const Channel& c) { return c.name == pub.channel; });
   if (ch == channels_.end()) {
-    uint64_t held = 0;
-    if (ignoredLog_.allow(held))
-      spdlog::debug("{}: ignoring a message on channel '{}' ({} similar not logged)", name_,
-                    printable(pub.channel, 60), held);
-    return;
+    // SocketCluster publishes only on channels a socket subscribed to: this server is confused.
+    ++stats_.ignored;
+    return logMalformed(fmt::format("ignoring a message on channel '{}', which we did not subscribe to",
+                                    printable(pub.channel, 60)));
   }
   lines_.clear();
   auto outcome = mapper_.map(pub.data, parser_.bufferEnd(), ch->primaryKey, ch->envelope, lines_, why);
@@ -384,6 +395,7 @@ void Hdb3Source::onPublish(const sc::Packet& p) {
       }
       return;
     case Hdb3TxnMapper::Outcome::Ignored: {
+      ++stats_.ignored;
       uint64_t held = 0;
       if (ignoredLog_.allow(held))
         spdlog::debug("{}: channel '{}': ignoring {} ({} similar not logged)", name_, ch->name, why, held);
@@ -443,6 +455,7 @@ void Hdb3Source::checkLiveness() {
   if (!wsi_ || state_ == State::Closing) return;
   auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - lastReceive_);
   if (silent >= pingTimeout_) {
+    ++stats_.timeouts;
     abandon(fmt::format("nothing received for {} (the server's ping timeout); the connection is dead",
                         seconds(silent)),
             false);
@@ -497,6 +510,12 @@ void Hdb3Source::lost(lws* wsi, const std::string& why) {
                           "before accepting the login)",
                           server_.username, server_.urlText);
     refused = true;
+  } else if (wsi && state_ == State::Connecting &&
+             connectTimedOut(why, std::chrono::steady_clock::now() - opened_)) {
+    ++stats_.timeouts;
+    problem = fmt::format("no answer from {} within {} s: a TCP connect, TLS handshake or WebSocket upgrade that "
+                          "stalled ({})",
+                          server_.urlText, kLwsConnectTimeout.count(), why);
   } else if (state_ == State::Connecting && why.find("SSL") != std::string::npos) {
     problem = fmt::format("TLS handshake with {} failed ({}); HarperDB 3 uses its own self-signed certificate: "
                           "give it as tls: {{ca_file: ...}}, or set tls: {{verify: false}}",

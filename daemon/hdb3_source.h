@@ -31,6 +31,7 @@
 #include "fanout.h"
 #include "hdb3_txn.h"
 #include "logging.h"
+#include "lws_client.h"
 #include "sc_codec.h"
 #include "source.h"
 
@@ -38,7 +39,7 @@ namespace hdb {
 
 inline constexpr const char* kHdb3ProtocolName = "hdb3";
 
-class Hdb3Source : public Source {
+class Hdb3Source : public Source, public LwsClient {
  public:
   enum class State { Idle, Connecting, LoggingIn, Subscribing, Subscribed, Waiting, Closing, Stopped };
 
@@ -65,7 +66,7 @@ class Hdb3Source : public Source {
   void tableStats(std::vector<TableStats>& out) const override;
 
   // The lws protocol callback for every HarperDB 3 client connection.
-  static int lwsCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) noexcept;
+  int onLwsEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) noexcept override;
 
  private:
   struct Channel {
@@ -122,6 +123,7 @@ class Hdb3Source : public Source {
   bool everSubscribed_ = false;     // a later subscription may have missed changes
   std::chrono::milliseconds pingTimeout_{0};
   std::chrono::steady_clock::time_point lastReceive_{};
+  std::chrono::steady_clock::time_point opened_{};  // when the current connection was started
 
   sc::PacketParser parser_;
   std::vector<sc::Packet> packets_;

@@ -163,7 +163,7 @@ void Hdb4Source::open(const std::string& address) {
   ci.path = path.c_str();
   ci.retry_and_idle_policy = &retryPolicy_;
   ci.local_protocol_name = kHdb4ProtocolName;
-  ci.opaque_user_data = this;
+  ci.opaque_user_data = opaque();
   if (server_.url.tls) {
     ci.ssl_connection = LCCSCF_USE_SSL;
     if (!server_.tls.verify)
@@ -172,19 +172,18 @@ void Hdb4Source::open(const std::string& address) {
   }
   spdlog::debug("{}: connecting to {}://{}:{}{} ({})", name_, server_.url.tls ? "wss" : "ws", server_.url.host,
                 server_.url.port, path, address);
+  opened_ = std::chrono::steady_clock::now();
   lws* wsi = lws_client_connect_via_info(&ci);
   // A failure may already have been reported through CLIENT_CONNECTION_ERROR.
   if (!wsi && state_ == State::Connecting) lost(nullptr, "cannot start a connection");
   else if (wsi && state_ == State::Connecting) wsi_ = wsi;
 }
 
-int Hdb4Source::lwsCallback(lws* wsi, lws_callback_reasons reason, void* /*user*/, void* in, size_t len) noexcept {
-  auto* self = wsi ? static_cast<Hdb4Source*>(lws_get_opaque_user_data(wsi)) : nullptr;
-  if (!self) return 0;
+int Hdb4Source::onLwsEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) noexcept {
   try {
-    return self->onEvent(wsi, reason, in, len);
+    return onEvent(wsi, reason, in, len);
   } catch (const std::exception& e) {
-    spdlog::error("{}: internal error: {}", self->name_, e.what());
+    spdlog::error("{}: internal error: {}", name_, e.what());
     return -1;
   }
 }
@@ -359,6 +358,7 @@ void Hdb4Source::onPeerClose(const void* in, size_t len) {
 void Hdb4Source::lost(lws* wsi, const std::string& why) {
   if (wsi) lws_set_opaque_user_data(wsi, nullptr);  // no more callbacks for this one
   bool wasOpen = state_ == State::Settling || state_ == State::Subscribed;
+  bool stalled = wsi && state_ == State::Connecting && connectTimedOut(why, std::chrono::steady_clock::now() - opened_);
   wsi_ = nullptr;
   settleTimer_.cancel();
   if (state_ == State::Closing || state_ == State::Stopped || loop_.closing()) {
@@ -375,9 +375,15 @@ void Hdb4Source::lost(lws* wsi, const std::string& why) {
                                   : why;
   // lws hangs up a silent connection without saying so; tell it apart by the clock.
   auto silent = std::chrono::steady_clock::now() - lastTraffic_;
-  if (!closeCode_ && wasOpen && silent >= server_.livenessTimeout * 9 / 10)
+  if (!closeCode_ && wasOpen && silent >= server_.livenessTimeout * 9 / 10) {
+    ++stats_.timeouts;
     detail = fmt::format("no frame or pong for {} (liveness_timeout)",
                          seconds(std::chrono::duration_cast<std::chrono::milliseconds>(silent)));
+  } else if (!closeCode_ && stalled) {
+    ++stats_.timeouts;
+    detail = fmt::format("no answer within {} s: a TCP connect, TLS handshake or WebSocket upgrade that stalled ({})",
+                         kLwsConnectTimeout.count(), why);
+  }
   if (closeCode_ == 3000 || why.find("unauthorized") != std::string::npos) {
     problem = fmt::format("authentication failed as user '{}' ({})", server_.username, detail);
   } else if (closeCode_ == 3003) {

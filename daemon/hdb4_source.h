@@ -21,13 +21,14 @@
 #include "fanout.h"
 #include "hdb4_frame.h"
 #include "logging.h"
+#include "lws_client.h"
 #include "source.h"
 
 namespace hdb {
 
 inline constexpr const char* kHdb4ProtocolName = "hdb4";
 
-class Hdb4Source : public Source {
+class Hdb4Source : public Source, public LwsClient {
  public:
   enum class State { Idle, Connecting, Settling, Subscribed, Waiting, Closing, Stopped };
 
@@ -50,7 +51,7 @@ class Hdb4Source : public Source {
   void tableStats(std::vector<TableStats>& out) const override;
 
   // The lws protocol callback for every HarperDB 4 client connection.
-  static int lwsCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) noexcept;
+  int onLwsEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) noexcept override;
 
  private:
   int onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
@@ -92,6 +93,7 @@ class Hdb4Source : public Source {
   std::string pendingGap_;        // a history_expired message to publish on the first subscription
   std::string connectedSince_;    // wall clock (ms) when this connection was started
   std::chrono::steady_clock::time_point lastTraffic_{};  // the last frame or pong
+  std::chrono::steady_clock::time_point opened_{};       // when the current connection was started
   uint64_t resolveTicket_ = 0;
 
   int closeCode_ = 0;             // from the server's close frame, if any

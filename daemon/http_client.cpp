@@ -34,7 +34,7 @@ void HttpRequest::open(const std::string& address) {
   ci.path = url_.path.c_str();
   ci.method = "POST";
   ci.local_protocol_name = kHttpProtocolName;
-  ci.opaque_user_data = this;
+  ci.opaque_user_data = opaque();
   if (url_.tls) {
     ci.ssl_connection = LCCSCF_USE_SSL;
     if (!server_.tls.verify)
@@ -47,10 +47,8 @@ void HttpRequest::open(const std::string& address) {
   if (!lws_client_connect_via_info(&ci) && *alive) finish("cannot start the connection");
 }
 
-int HttpRequest::lwsCallback(lws* wsi, lws_callback_reasons reason, void* /*user*/, void* in, size_t len) noexcept {
-  auto* self = wsi ? static_cast<HttpRequest*>(lws_get_opaque_user_data(wsi)) : nullptr;
-  if (!self) return 0;
-  return self->onEvent(wsi, reason, in, len);
+int HttpRequest::onLwsEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) noexcept {
+  return onEvent(wsi, reason, in, len);
 }
 
 int HttpRequest::onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) {

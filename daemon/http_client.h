@@ -5,6 +5,8 @@
 
 #include <libwebsockets.h>
 
+#include "lws_client.h"
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,7 +24,7 @@ struct HttpResponse {
   std::string error;    // set when status is 0
 };
 
-class HttpRequest {
+class HttpRequest : public LwsClient {
  public:
   using Done = std::function<void(const HttpResponse&)>;
 
@@ -30,7 +32,7 @@ class HttpRequest {
   // (its TLS settings apply). `done` runs exactly once, on the loop thread.
   static void post(EventLoop& loop, const ServerConfig& server, const Url& url, std::string body, Done done);
 
-  static int lwsCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) noexcept;
+  int onLwsEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) noexcept override;
 
  private:
   HttpRequest(EventLoop& loop, const ServerConfig& server, Url url, std::string body, Done done);

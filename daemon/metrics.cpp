@@ -100,6 +100,8 @@ void serverMetrics(Exposition& out, const std::vector<RunningSource>& sources,
     sum.drops += s.drops;
     sum.duplicates += s.duplicates;
     sum.gaps += s.gaps;
+    sum.ignored += s.ignored;
+    sum.timeouts += s.timeouts;
   }
   out.family("hdb_bridge_server_messages_total", Type::Counter, "Complete WebSocket messages received.");
   for (const auto& [server, s] : byServer) out.sample({{"server", server}}, s.frames);
@@ -110,6 +112,13 @@ void serverMetrics(Exposition& out, const std::vector<RunningSource>& sources,
     out.sample({{"server", server}, {"reason", "malformed"}}, s.malformed - s.oversized);
     out.sample({{"server", server}, {"reason", "oversized"}}, s.oversized);
   }
+  out.family("hdb_bridge_server_ignored_messages_total", Type::Counter,
+             "Well-formed messages not meant for us (a channel, event or answer we did not ask for), ignored.");
+  for (const auto& [server, s] : byServer) out.sample({{"server", server}}, s.ignored);
+  out.family("hdb_bridge_server_timeouts_total", Type::Counter,
+             "Connections given up for silence: no frame within liveness_timeout, or a connect, TLS handshake or "
+             "upgrade that stalled.");
+  for (const auto& [server, s] : byServer) out.sample({{"server", server}}, s.timeouts);
   out.family("hdb_bridge_server_duplicates_total", Type::Counter,
              "Replayed changes dropped because they were delivered already (after a resume).");
   for (const auto& [server, s] : byServer) out.sample({{"server", server}}, s.duplicates);

@@ -16,12 +16,15 @@ namespace hdb {
 struct SourceStats {
   uint64_t frames = 0;     // complete messages received
   uint64_t records = 0;    // envelope lines produced
-  uint64_t malformed = 0;  // messages dropped as unparseable
+  uint64_t malformed = 0;  // messages (or packets in them) dropped as unparseable or of the wrong shape
   uint64_t oversized = 0;  // of those, messages over max_message_bytes (the connection was reset)
   uint64_t connects = 0;   // successful upgrades
   uint64_t drops = 0;      // connections lost or refused
   uint64_t duplicates = 0; // replayed changes dropped as already delivered
   uint64_t gaps = 0;       // times changes may have been missed (gap lines)
+  uint64_t ignored = 0;    // well-formed packets not meant for us (a channel, event or ack we did not ask for)
+  uint64_t timeouts = 0;   // connections given up: silent too long, or a connect, TLS handshake or upgrade
+                           // that did not finish in time (also counted in drops)
 };
 
 // One configured table as the metrics endpoint shows it (docs/operations.md).

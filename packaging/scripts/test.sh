@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command 2 (and CI through .ci/run): install what is missing, build build/ (warnings are
-# errors), build-asan/ (ASan+UBSan) and build-fuzz/ (libFuzzer), run every ctest test in each,
-# print "N passed, N failed".
+# errors), build-asan/ (ASan+UBSan) and build-fuzz/ (libFuzzer), run every ctest test in each (and the
+# integration tests in build/ once more under valgrind), print "N passed, N failed".
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -16,7 +16,7 @@ bash packaging/scripts/harperdb4-install.sh >/dev/null
 bash packaging/scripts/harperdb3-install.sh >/dev/null
 
 phase "build/ (RelWithDebInfo, -Werror)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHDB_BRIDGE_WERROR=ON
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHDB_BRIDGE_WERROR=ON -DHDB_BRIDGE_VALGRIND_TESTS=ON
 cmake --build build -j"$jobs"
 
 phase "build-asan/ (ASan+UBSan)"
@@ -28,13 +28,18 @@ cmake --build build-asan -j"$jobs"
 passed=0
 failed=0
 status=0
-# Runs ctest in one build tree (extra args: env assignments), adds its counts to the totals.
+# Runs ctest in one build tree (extra args: env assignments, then ctest options after --), adds its
+# counts to the totals.
 run_ctest() {
     local dir="$1" log summary
     shift
-    phase "ctest --test-dir $dir"
+    local envs=() opts=()
+    while [[ $# -gt 0 && "$1" != "--" ]]; do envs+=("$1"); shift; done
+    [[ $# -gt 0 ]] && shift
+    opts=("$@")
+    phase "ctest --test-dir $dir ${opts[*]}"
     log="$(mktemp)"
-    if ! env "$@" ctest --test-dir "$dir" --output-on-failure --no-tests=error 2>&1 | tee "$log"; then
+    if ! env "${envs[@]}" ctest --test-dir "$dir" --output-on-failure --no-tests=error "${opts[@]}" 2>&1 | tee "$log"; then
         status=1
     fi
     # "100% tests passed, 0 tests failed out of 15"
@@ -50,9 +55,13 @@ run_ctest() {
     fi
 }
 
-run_ctest build
+run_ctest build -- -LE valgrind
 run_ctest build-asan \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+# The integration suite once more with every hdb-bridge under valgrind --leak-check=full (tests/lib/hdb.py,
+# HDB_BRIDGE_VALGRIND=1): no memory error, no definite or indirect leak at any exit. See docs/robustness.md.
+run_ctest build -- -L valgrind
 
 # libFuzzer targets (tests/fuzz): clang, its own tree, each target for a bounded run (about 4 min for
 # the build and five 40 s runs on 2 cores); the corpus kept in build-fuzz/ grows from run to run.

@@ -40,7 +40,7 @@ ERROR_LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<key>[^:
 
 
 def run(*args: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return hdb.run_bridge(list(args), binary=BIN, timeout=timeout)
 
 
 class Cli(unittest.TestCase):

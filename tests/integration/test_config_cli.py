@@ -223,8 +223,8 @@ CASES = [
 
 
 def check(config: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([BIN, "--check-config", "--config", str(config)], capture_output=True, text=True,
-                          timeout=10, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})})
+    return hdb.run_bridge(["--check-config", "--config", str(config)], binary=BIN, timeout=10,
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})})
 
 
 class BrokenConfigs(unittest.TestCase):

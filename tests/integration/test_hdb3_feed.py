@@ -24,7 +24,7 @@ import hdb  # noqa: E402
 import hdb3  # noqa: E402
 
 BIN = hdb.bridge_binary()
-CASE_TIMEOUT = 240  # seconds; a watchdog ends the run past it (the next run kills what it left: hdb3.py)
+CASE_TIMEOUT = 240 * hdb.TIME_SCALE  # seconds; a watchdog ends the run past it (the next run kills what it left: hdb3.py)
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HDB: hdb3.HarperDB3
 

@@ -16,29 +16,16 @@ import sys
 import tempfile
 import time
 import unittest
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import hdb  # noqa: E402
-from hdb3 import FakeConnection, FakeScServer  # noqa: E402
+from hdb3 import FakeConnection, FakeScServer, publish_packet as publish  # noqa: E402
 
 BIN = hdb.bridge_binary()
-CASE_TIMEOUT = 60
+CASE_TIMEOUT = 60 * hdb.TIME_SCALE
 PASSWORD = "fake-secret-8d2e"
-
-
-def publish(table: str, op: str, ts: float, records: list[dict[str, Any]] | None = None,
-            hash_values: list[Any] | None = None) -> dict[str, Any]:
-    txn: dict[str, Any] = {"operation": op, "schema": "dev", "table": table,
-                           "__origin": {"timestamp": ts, "user": "u", "node_name": "fake"}}
-    if records is not None:
-        txn["records"] = records
-    if hash_values is not None:
-        txn["hash_values"] = hash_values
-    return {"event": "#publish", "data": {"channel": f"dev:{table}", "data": {
-        "id": str(uuid.uuid4()), "type": "HDB_TRANSACTION", "transaction": txn, "__transacted": True}}}
 
 
 def serve_forever(c: FakeConnection) -> None:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import hdb  # noqa: E402
 
 BIN = hdb.bridge_binary()
-CASE_TIMEOUT = 90  # seconds; a watchdog ends the run (and, by pdeathsig, every server) past it
+CASE_TIMEOUT = 90 * hdb.TIME_SCALE  # seconds; a watchdog ends the run (and, by pdeathsig, every server) past it
 HDB: hdb.HarperDB4
 
 

@@ -401,6 +401,8 @@ class MetricsMove(MetricsCase):
             self.assertEqual(s.value("hdb_bridge_server_messages_total", server="local"), 25)
             self.assertEqual(s.value("hdb_bridge_server_connects_total", server="local"), 1)
             self.assertEqual(s.values("hdb_bridge_server_dropped_messages_total", server="local"), [0, 0])
+            self.assertEqual(s.value("hdb_bridge_server_ignored_messages_total", server="local"), 0)
+            self.assertEqual(s.value("hdb_bridge_server_timeouts_total", server="local"), 0)
             for reason in ("drop_oldest", "drop_newest", "disconnect", "reader_gone"):
                 self.assertEqual(s.value("hdb_bridge_sink_dropped_lines_total", sink="s", reason=reason), 0)
             # The checkpoint reaches the disk within checkpoint_interval (1 s) and is as old as the last change.

@@ -105,7 +105,11 @@ class SystemdService(unittest.TestCase):
 
     def configure(self) -> None:
         """The shipped config, pointed at the proxy; the password only in the credential's source file."""
-        shipped = (self.box.root / CONFIG.lstrip("/")).read_text()
+        # The file as the package installed it, kept from the first call: later calls find it edited.
+        cls = type(self)
+        if getattr(cls, "_shipped", None) is None:
+            cls._shipped = (self.box.root / CONFIG.lstrip("/")).read_text()
+        shipped = cls._shipped
         text, n = re.subn(r"url: ws://127\.0\.0\.1:9926", f"url: ws://127.0.0.1:{self.proxy.port}", shipped)
         self.assertEqual(n, 1, "the shipped config's url line moved")
         text, n = re.subn(r"username: admin", f"username: {self.hdb.username}", text)

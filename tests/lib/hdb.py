@@ -9,6 +9,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import secrets
+import select
 import shutil
 import signal
 import socket
@@ -27,6 +30,96 @@ HDB_VERSION = "4.7.29"
 COMPONENT_DIR = REPO / "packaging" / "harperdb-component"
 INSTALL_SCRIPT = REPO / "packaging" / "scripts" / "harperdb4-install.sh"
 COMPONENT_NAME = "hdb-bridge"
+
+
+# HDB_BRIDGE_VALGRIND=1: every hdb-bridge started through these helpers runs under valgrind --leak-check=full,
+# and its report must be clean when it exits. Waits are bounded TIME_SCALE times longer (valgrind runs the
+# daemon 10-50 times slower; HarperDB itself is not slowed).
+VALGRIND = os.environ.get("HDB_BRIDGE_VALGRIND") == "1"
+TIME_SCALE = float(os.environ.get("HDB_BRIDGE_TIME_SCALE") or (5 if VALGRIND else 1))
+VALGRIND_EXIT = 99  # valgrind's exit code when it found an error (or a definite or indirect leak)
+
+# Every password a test gave a bridge, or a server the bridges talk to, so every bridge can be checked for
+# leaking any of them. Only distinctive ones (10 characters or more): "password" is also a config key.
+SECRETS: set[str] = set()
+
+
+def secret_token() -> str:
+    """A random part for a distinctive test password."""
+    return secrets.token_hex(5)
+
+
+def add_secret(secret: str | None) -> None:
+    if secret and len(secret) >= 10:
+        SECRETS.add(secret)
+
+
+_CONFIG_SECRET = re.compile(r"""["']?password["']?\s*:\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([^\s,}'"][^,}\n]*))""")
+_CONFIG_SECRET_FILE = re.compile(r"""["']?password_file["']?\s*:\s*["']?([^"',}\s]+)""")
+
+
+def secrets_in_config(text: str) -> set[str]:
+    """The passwords a config names (inline or in a password_file that exists)."""
+    found = {next(g for g in m.groups() if g is not None).strip() for m in _CONFIG_SECRET.finditer(text)}
+    for m in _CONFIG_SECRET_FILE.finditer(text):
+        try:
+            found.add(Path(m.group(1)).read_text().strip())
+        except OSError:
+            pass
+    return {s for s in found if len(s) >= 10}
+
+
+def assert_no_secrets(where: str, text: str | bytes, extra: Iterable[str] = ()) -> None:
+    """Raises AssertionError if any known password shows in text."""
+    data = text if isinstance(text, bytes) else text.encode(errors="replace")
+    leaked = sorted(s for s in SECRETS | set(extra) if s.encode() in data)
+    if leaked:
+        raise AssertionError(f"a password ({leaked[0][:3]}...) shows in {where}")
+
+
+def bridge_command(argv: list[str], log_dir: Path) -> tuple[list[str], Path | None]:
+    """argv, under valgrind when HDB_BRIDGE_VALGRIND=1; returns it and the valgrind log to check."""
+    if not VALGRIND:
+        return argv, None
+    valgrind = shutil.which("valgrind")
+    if not valgrind:
+        raise RuntimeError("HDB_BRIDGE_VALGRIND=1 but valgrind is not installed")
+    vlog = Path(tempfile.mkstemp(prefix="valgrind-", suffix=".log", dir=log_dir)[1])
+    return [valgrind, "--leak-check=full", "--show-leak-kinds=definite,indirect",
+            "--errors-for-leak-kinds=definite,indirect", f"--error-exitcode={VALGRIND_EXIT}",
+            f"--log-file={vlog}", *argv], vlog
+
+
+def check_valgrind(vlog: Path | None, returncode: int | None) -> None:
+    """A clean report: no error, no definite or indirect leak. Skipped for a process that was killed
+    (valgrind writes no leak summary then)."""
+    if vlog is None or returncode is None or returncode < 0:
+        return
+    report = vlog.read_text(errors="replace")
+    if returncode == VALGRIND_EXIT or "ERROR SUMMARY: 0 errors" not in report or re.search(
+            r"(definitely|indirectly) lost: [1-9]", report):
+        raise AssertionError(f"valgrind found errors or leaks (exit {returncode}); {vlog}:\n{report[-6000:]}")
+    summary = [line.split("== ", 1)[-1] for line in report.splitlines()
+               if re.search(r"in use at exit|definitely lost|indirectly lost|ERROR SUMMARY", line)]
+    log(f"valgrind, clean: {'; '.join(summary)}")
+
+
+def run_bridge(args: list[str], *, binary: str | None = None, timeout: float = 10,
+               **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Runs `hdb-bridge args` to completion (subprocess.run, text mode, output captured), under valgrind when
+    asked; checks the valgrind report and that no known password shows in its output."""
+    log_dir = Path(tempfile.mkdtemp(prefix="hdb-bridge-run-"))
+    try:
+        argv, vlog = bridge_command([binary or bridge_binary(), *args], log_dir)
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout * TIME_SCALE, **kw)
+        check_valgrind(vlog, r.returncode)
+        if r.returncode == VALGRIND_EXIT and vlog:
+            raise AssertionError(f"valgrind: {vlog.read_text(errors='replace')[-4000:]}")
+        assert_no_secrets(f"the output of hdb-bridge {' '.join(args)}", r.stdout + r.stderr)
+        return r
+    finally:
+        shutil.rmtree(log_dir, ignore_errors=True)
 
 
 def bridge_binary() -> str:
@@ -50,7 +143,9 @@ def log(msg: str) -> None:
 
 
 def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Polls pred() until it returns something truthy; raises TimeoutError naming `what`."""
+    """Polls pred() until it returns something truthy; raises TimeoutError naming `what`. The bound is
+    TIME_SCALE times `timeout` (longer under valgrind)."""
+    timeout *= TIME_SCALE
     deadline = time.monotonic() + timeout
     while True:
         value = pred()
@@ -144,11 +239,13 @@ class HarperDB4:
         hdb.insert("dev", "animals", [{"id": 1, "name": "Harper"}])
     """
 
-    def __init__(self, username: str = "admin", password: str = "password", *,
+    def __init__(self, username: str = "admin", password: str | None = None, *,
                  ops_port: int | None = None, http_port: int | None = None, host: str = "127.0.0.1",
                  component: Path | None = COMPONENT_DIR, log_level: str = "warn") -> None:
         self.username = username
-        self.password = password
+        # Distinctive, so a bridge that leaked it would be caught (see SECRETS).
+        self.password = password or f"hdb4-pw-{secret_token()}"
+        add_secret(self.password)
         self.host = host
         self.ops_port = ops_port
         self.http_port = http_port
@@ -516,7 +613,8 @@ class LineCollector:
     def wait_lines(self, pred: Callable[[dict[str, Any]], bool] = lambda e: True, n: int = 1,
                    timeout: float = 10, since: int = 0) -> list[dict[str, Any]]:
         """Waits until n lines from index `since` on satisfy pred (given the parsed line); returns
-        all such lines. Raises TimeoutError (with what did arrive) after `timeout` or at EOF."""
+        all such lines. Raises TimeoutError (with what did arrive) after `timeout` (times TIME_SCALE) or at EOF."""
+        timeout *= TIME_SCALE
         deadline = time.monotonic() + timeout
         found: list[dict[str, Any]] = []
         scanned = since
@@ -536,7 +634,7 @@ class LineCollector:
 
     def wait_eof(self, timeout: float) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: self.eof, timeout)
+            return self._cond.wait_for(lambda: self.eof, timeout * TIME_SCALE)
 
 
 class Bridge(LineCollector):
@@ -546,6 +644,10 @@ class Bridge(LineCollector):
     a NOTIFY_SOCKET of ours, so wait_ready() sees its sd_notify READY=1 (every table subscribed).
     config_file runs an existing config instead of config_text; capture=False leaves stdout and
     stderr on ours (the demo).
+
+    Every bridge is checked when it stops (stop() or cleanup()): no known password (SECRETS, and those its
+    config names) in its log, its stdout or /proc/PID/cmdline; under HDB_BRIDGE_VALGRIND=1 it runs under
+    valgrind and its report must be clean.
     """
 
     def __init__(self, binary: str | Path, config_text: str = "", *, config_file: Path | None = None,
@@ -565,10 +667,13 @@ class Bridge(LineCollector):
         (self.tmp / "state").mkdir()
         env = {**os.environ, "NOTIFY_SOCKET": str(self.tmp / "notify.sock"),
                "STATE_DIRECTORY": str(self.tmp / "state"), **(env or {})}
+        self.secrets = secrets_in_config(self.config.read_text(errors="replace"))
+        self._checked = False
+        argv, self.vlog = bridge_command([str(binary), "--config", str(self.config), *args], self.tmp)
         self.started = time.monotonic()
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                _die_with_us([str(binary), "--config", str(self.config), *args]),
+                _die_with_us(argv),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if capture else None,
                 stderr=err if capture else None, env=env, start_new_session=True)
         self.pid = self.proc.pid
@@ -594,6 +699,7 @@ class Bridge(LineCollector):
 
     def wait_ready(self, timeout: float = 15) -> float:
         """Waits for READY=1 on NOTIFY_SOCKET; returns the seconds it took since the start."""
+        timeout *= TIME_SCALE
         try:
             wait_for(lambda: self.notified("READY=1") or not self.alive(), timeout, "READY=1")
         except TimeoutError:
@@ -613,6 +719,36 @@ class Bridge(LineCollector):
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def vmrss_kib(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def under_asan(self) -> bool:
+        return "libasan" in Path(f"/proc/{self.pid}/maps").read_text()
+
+    def check_process_list(self) -> None:
+        """No known password in /proc/PID/cmdline or comm (while it runs)."""
+        for part in ("cmdline", "comm"):
+            try:
+                data = Path(f"/proc/{self.pid}/{part}").read_bytes()
+            except OSError:
+                continue
+            assert_no_secrets(f"/proc/{self.pid}/{part} of hdb-bridge", data, self.secrets)
+
+    def check_exited(self) -> None:
+        """After the exit: no known password in the log or stdout; a clean valgrind report."""
+        if self._checked or self.proc.poll() is None:
+            return
+        self._checked = True
+        if self._thread:
+            self._thread.join(5)
+        assert_no_secrets("the hdb-bridge log (stderr)", self.log(), self.secrets)
+        with self._cond:
+            assert_no_secrets("hdb-bridge's stdout", "\n".join(self.lines), self.secrets)
+        check_valgrind(self.vlog, self.proc.returncode)
+
     def wait_lines(self, pred: Callable[[dict[str, Any]], bool] = lambda e: True, n: int = 1,
                    timeout: float = 10, since: int = 0) -> list[dict[str, Any]]:
         try:
@@ -627,8 +763,11 @@ class Bridge(LineCollector):
         return self.log()
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 5) -> int:
-        """Sends sig and returns the exit code; SIGKILLs and raises TimeoutError if it outlives timeout."""
+        """Sends sig and returns the exit code; SIGKILLs and raises TimeoutError if it outlives timeout
+        (times TIME_SCALE). Checks the output for passwords (and the valgrind report) once it exited."""
+        timeout *= TIME_SCALE
         if self.proc.poll() is None:
+            self.check_process_list()
             os.kill(self.pid, sig)
             try:
                 self.proc.wait(timeout)
@@ -637,7 +776,23 @@ class Bridge(LineCollector):
                 raise TimeoutError(f"hdb-bridge did not exit within {timeout} s of signal {sig}") from None
         if self._thread:
             self._thread.join(5)
+        self._drain_notify()
+        self.check_exited()
         return self.proc.returncode
+
+    def _drain_notify(self, timeout: float = 2) -> None:
+        """Waits until the notify thread has read every datagram the bridge sent before it exited (e.g.
+        STOPPING=1): on a loaded machine the thread may lag behind the exit."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                readable, _, _ = select.select([self._notify], [], [], 0)
+            except (OSError, ValueError):
+                return
+            if not readable:
+                with self._cond:  # the thread appends under the lock right after its recv
+                    return
+            time.sleep(0.01)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -645,11 +800,17 @@ class Bridge(LineCollector):
             self.proc.wait(5)
 
     def cleanup(self) -> None:
-        self.kill()
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self._notify.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        """Stops the bridge with SIGTERM (valgrind reports leaks only at a normal exit), SIGKILL if it hangs."""
+        try:
+            if self.proc.poll() is None:
+                self.stop()
+            else:
+                self.check_exited()
+        finally:
+            if self.proc.stdout:
+                self.proc.stdout.close()
+            self._notify.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> "Bridge":
         return self
@@ -728,6 +889,20 @@ class StalledConsumer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_SOURCE_STATS = re.compile(r"(?P<frames>\d+) messages, (?P<records>\d+) lines; dropped: (?P<malformed>\d+) malformed "
+                   r"\((?P<oversized>\d+) over max_message_bytes\), (?P<duplicates>\d+) duplicates, "
+                   r"(?P<ignored>\d+) ignored; (?P<connects>\d+) connects, (?P<drops>\d+) drops "
+                   r"\((?P<timeouts>\d+) timeouts\), (?P<gaps>\d+) gaps")
+
+
+def source_stats(log: str, source: str) -> dict[str, int]:
+    """The counters a source (e.g. "server 'x'", "dev.t on server 'x'") logs when the bridge stops."""
+    [line] = [x for x in log.splitlines() if f"{source}: " in x and "messages," in x]
+    m = _SOURCE_STATS.search(line)
+    assert m, line
+    return {k: int(v) for k, v in m.groupdict().items()}
 
 
 def bridge_config(hdb: HarperDB4, tables: list[dict[str, Any]], sinks: list[dict[str, Any]], *,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import fcntl
-import hashlib
 import json
 import os
 import random
@@ -26,7 +25,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 import urllib.error
@@ -35,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hdb import REPO, HdbError, WsClient, _tail, wait_for  # noqa: E402
+from hdb import REPO, HdbError, WsClient, _tail, add_secret, secret_token, wait_for  # noqa: E402
+from ws_fake import FakeWsServer, WsServerConn  # noqa: E402
 
 HDB3_VERSION = "3.3.0"
 NODE_VERSION = "14.20.0"
@@ -145,13 +144,16 @@ class HarperDB3:
     The clustering port (hdb.cluster_port) listens on every interface: HarperDB 3 cannot bind one.
     """
 
-    def __init__(self, username: str = "HDB_ADMIN", password: str = "password", *,
-                 cluster_user: str = "cluster_user", cluster_password: str = "password",
+    def __init__(self, username: str = "HDB_ADMIN", password: str | None = None, *,
+                 cluster_user: str = "cluster_user", cluster_password: str | None = None,
                  lock_timeout: float = 900) -> None:
         self.username = username
-        self.password = password
+        # Distinctive, so a bridge that leaked one would be caught (hdb.SECRETS).
+        self.password = password or f"hdb3-pw-{secret_token()}"
         self.cluster_user = cluster_user
-        self.cluster_password = cluster_password
+        self.cluster_password = cluster_password or f"hdb3-cluster-{secret_token()}"
+        add_secret(self.password)
+        add_secret(self.cluster_password)
         self.lock_timeout = lock_timeout
         self.host = "127.0.0.1"
         self.tmp: Path | None = None
@@ -489,14 +491,30 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-class FakeConnection:
-    """The server side of one WebSocket connection to FakeScServer (text frames only)."""
+def publish_packet(table: str, op: str, ts: float, records: list[dict[str, Any]] | None = None,
+                   hash_values: list[Any] | None = None, schema: str = "dev") -> dict[str, Any]:
+    """A #publish of one HarperDB 3 transaction on channel schema:table, as the clustering server sends it."""
+    txn: dict[str, Any] = {"operation": op, "schema": schema, "table": table,
+                           "__origin": {"timestamp": ts, "user": "u", "node_name": "fake"}}
+    if records is not None:
+        txn["records"] = records
+    if hash_values is not None:
+        txn["hash_values"] = hash_values
+    return {"event": "#publish", "data": {"channel": f"{schema}:{table}", "data": {
+        "id": str(uuid.uuid4()), "type": "HDB_TRANSACTION", "transaction": txn, "__transacted": True}}}
 
-    def __init__(self, sock: ssl.SSLSocket) -> None:
-        self.sock = sock
-        self.buf = b""
+
+class FakeConnection(WsServerConn):
+    """The server side of one WebSocket connection to FakeScServer (reads text messages; writes anything)."""
+
+    def __init__(self, sock: ssl.SSLSocket, buf: bytes = b"") -> None:
+        super().__init__(sock)
+        self.buf = buf
         self.closed = False
         self.received: list[str] = []
+
+    def _ended(self) -> None:
+        self.closed = True
 
     def _need(self, n: int) -> bytes:
         while len(self.buf) < n:
@@ -506,21 +524,6 @@ class FakeConnection:
             self.buf += data
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
-
-    def upgrade(self) -> str:
-        while b"\r\n\r\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("closed before the upgrade")
-            self.buf += data
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = head.decode().split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        accept = base64.b64encode(hashlib.sha1((headers["sec-websocket-key"] +
-                                                "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
-        self.sock.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                           f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
-        return lines[0]
 
     def recv(self, timeout: float = 5) -> str | None:
         """The next text message from the client; None on its close frame or when the connection ends."""
@@ -558,31 +561,15 @@ class FakeConnection:
             raise ConnectionError("the client closed the connection")
         return text if text.startswith("#") else json.loads(text)
 
-    def send(self, message: Any) -> None:
-        data = (message if isinstance(message, str) else json.dumps(message)).encode()
-        self._frame(0x1, data)
-
-    def _frame(self, opcode: int, data: bytes) -> None:
-        n = len(data)
-        head = bytes([0x80 | opcode]) + (bytes([n]) if n < 126 else bytes([126]) + n.to_bytes(2, "big")
-                                          if n < 65536 else bytes([127]) + n.to_bytes(8, "big"))
-        self.sock.sendall(head + data)
+    def send(self, message: Any) -> bool:
+        data = message if isinstance(message, bytes) else (message if isinstance(message, str)
+                                                             else json.dumps(message)).encode()
+        return self.send_frame(0x1, data)
 
     def close(self, code: int, reason: str = "") -> None:
         """A close frame with `code`, then the end of the connection."""
-        try:
-            self._frame(0x8, code.to_bytes(2, "big") + reason.encode())
-        except OSError:
-            pass
+        self.send_frame(0x8, code.to_bytes(2, "big") + reason.encode())
         self.drop()
-
-    def drop(self) -> None:
-        """Ends the TCP connection without a close frame (what a crashed server does: 1006)."""
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        self.closed = True
 
     def login(self, ping_timeout: int = 60000) -> dict[str, Any]:
         """Plays the server's side of the login as HarperDB 3.3 does; returns the credentials the client sent."""
@@ -608,60 +595,30 @@ class FakeConnection:
         return channels
 
 
-class FakeScServer:
+class FakeScServer(FakeWsServer):
     """A TLS WebSocket server on 127.0.0.1 that speaks just enough SocketCluster to drive a client into edge
     cases HarperDB will not produce on demand (silence, odd close codes, batches, malformed packets).
 
     Each accepted connection runs `script(conn)` in its own thread; its exceptions are kept in `errors`.
+    stall=True: finish the TLS handshake, then never answer the upgrade.
     """
 
-    def __init__(self, directory: Path, script: Any) -> None:
+    def __init__(self, directory: Path, script: Any = None, *, stall: bool = False) -> None:
         self.cert, key = make_certificate(directory)
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(self.cert, key)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert, key)
         self.script = script
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
         self.connections: list[FakeConnection] = []
-        self.errors: list[BaseException] = []
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._accepter = threading.Thread(target=self._accept, name="fake-sc", daemon=True)
-        self._accepter.start()
+        super().__init__(tls=ctx, stall=stall)
 
     @property
-    def url(self) -> str:
+    def url(self) -> str:  # type: ignore[override]
         return f"wss://127.0.0.1:{self.port}"
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                raw, _ = self.listener.accept()
-            except (socket.timeout, OSError):
-                continue
-            t = threading.Thread(target=self._serve, args=(raw,), daemon=True)
-            self._threads.append(t)
-            t.start()
-
-    def _serve(self, raw: socket.socket) -> None:
-        try:
-            raw.settimeout(10)
-            conn = FakeConnection(self.ctx.wrap_socket(raw, server_side=True))
-            conn.upgrade()
-            self.connections.append(conn)
-            self.script(conn)
-        except BaseException as e:  # noqa: BLE001 - reported by the test
-            if not self._stop.is_set():
-                self.errors.append(e)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.listener.close()
-        for c in self.connections:
-            c.drop()
-        for t in [self._accepter, *self._threads]:
-            t.join(5)
+    def serve(self, sock: socket.socket, request_line: str, headers: dict[str, str], rest: bytes) -> None:
+        conn = FakeConnection(sock, rest)  # type: ignore[arg-type]
+        self.connections.append(conn)
+        self.script(conn)
 
     def __enter__(self) -> "FakeScServer":
         return self
