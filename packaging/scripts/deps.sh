@@ -9,6 +9,7 @@ packages=(
     python3 socat curl ca-certificates
     clang libclang-rt-14-dev valgrind
     lintian debootstrap systemd-container zstd    # the .deb and the real-systemd test
+    podman buildah runc fuse-overlayfs uidmap catatonit    # the Dockerfile test (built and run without Docker)
 )
 
 # HarperDB 4.7 needs Node >= 18 (Debian 12's nodejs is 18.19); keep a newer one already on PATH.
