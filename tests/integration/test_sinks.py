@@ -685,10 +685,15 @@ class StdoutClosedEarly(SinkCase):
         config = self.tmp / "bridge.yaml"
         config.write_text(hdb.bridge_config(HDB, [{"database": "dev", "table": "out"}], sinks))
         err_path = self.tmp / "stderr.log"
+        # Checkpoints of this case only: the default state dir (/var/lib/hdb-bridge for root) would make the
+        # next case resume after this one and replay its records.
+        state = self.tmp / "state"
+        state.mkdir(exist_ok=True)
         with open(err_path, "wb") as err:
             argv, vlog = hdb.bridge_command([BIN, "--config", str(config)], self.tmp)
             proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", "--", *argv],
-                                    stdin=subprocess.DEVNULL, stdout=stdout, stderr=err)
+                                    stdin=subprocess.DEVNULL, stdout=stdout, stderr=err,
+                                    env={**os.environ, "STATE_DIRECTORY": str(state)})
         self.addCleanup(lambda: (hdb.check_valgrind(vlog, proc.returncode),
                                  hdb.assert_no_secrets("the bridge's log", err_path.read_bytes())))
         self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(5)))

@@ -594,6 +594,19 @@ class FakeConnection(WsServerConn):
             self.send({"rid": p["cid"]})
         return channels
 
+    def answer_catchups(self, n: int) -> list[str]:
+        """Answers the client's next n catchup requests (a resumed subscription asks what it missed) as a
+        server with nothing new in the window would: an ack without data. Returns their channels."""
+        channels = []
+        while len(channels) < n:
+            p = self.recv_packet()
+            if p == "#2":
+                continue
+            assert p.get("event") == "catchup", p
+            channels.append(p["data"]["channel"])
+            self.send({"rid": p["cid"]})
+        return channels
+
 
 class FakeScServer(FakeWsServer):
     """A TLS WebSocket server on 127.0.0.1 that speaks just enough SocketCluster to drive a client into edge
