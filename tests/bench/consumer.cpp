@@ -10,6 +10,7 @@
 // with --latency, p50/p99/p999/max in microseconds.
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -157,8 +158,12 @@ int main(int argc, char** argv) {
     bad += c.outOfOrder;
   }
   double secs = last > first ? static_cast<double>(last - first) / 1e9 : 0;
-  std::printf("{\"connections\":%zu,\"lines\":%llu,\"bytes\":%llu,\"seconds\":%.6f,\"missing\":%llu,\"out_of_order\":%llu",
-              conns.size(), static_cast<unsigned long long>(lines), static_cast<unsigned long long>(bytes), secs,
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+               static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  std::printf("{\"consumer_cpu_s\":%.3f,\"connections\":%zu,\"lines\":%llu,\"bytes\":%llu,\"seconds\":%.6f,\"missing\":%llu,\"out_of_order\":%llu",
+              cpu, conns.size(), static_cast<unsigned long long>(lines), static_cast<unsigned long long>(bytes), secs,
               static_cast<unsigned long long>(missing), static_cast<unsigned long long>(bad));
   if (latency && !lat.empty()) {
     std::sort(lat.begin(), lat.end());

@@ -1,6 +1,6 @@
 // bench-feeder: a HarperDB 4 feed as fast as the client reads, or at a fixed rate.
 //
-//   bench-feeder --records N [--mix small|big|txn3] [--rate R] [--unix PATH]
+//   bench-feeder --records N [--mix small|big|txn3] [--rate R] [--unix PATH] [--tls CERT_AND_KEY.pem]
 //
 // Listens on 127.0.0.1 (an ephemeral port, printed as "port P") and answers every WebSocket upgrade like
 // HarperDB 4 does for /<db>/<table>/ ("conn <request path>"). With --unix PATH it is the direct path
@@ -8,10 +8,12 @@
 // waits for "go" on stdin, sends N records (pre-encoded frames re-stamped in place, big blocking writes;
 // or paced at R records/s, each stamped when written) and prints "done <records> <seconds>". It keeps the
 // connection open until killed; what the client sends is never read (no pings with the bench config).
+// With --tls the WebSocket listener speaks wss:// (OpenSSL, the certificate and key from one PEM file).
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -37,6 +39,27 @@ struct Options {
   bench::Mix mix = bench::Mix::Small;
   double rate = 0;  // records/s per connection; 0: as fast as the client reads
   std::string unixPath;
+  std::string tlsPem;
+};
+
+SSL_CTX* tlsCtx = nullptr;
+
+// One accepted connection: a plain socket, or TLS over it.
+struct Stream {
+  int fd;
+  SSL* ssl = nullptr;
+  ssize_t recv(char* p, size_t n) {
+    if (ssl) return SSL_read(ssl, p, static_cast<int>(n));
+    return ::recv(fd, p, n, 0);
+  }
+  ssize_t send(const char* p, size_t n) {
+    if (ssl) {
+      size_t done = 0;
+      int r = SSL_write_ex(ssl, p, n, &done);
+      return r == 1 ? static_cast<ssize_t>(done) : -1;
+    }
+    return ::send(fd, p, n, MSG_NOSIGNAL);
+  }
 };
 
 std::atomic<bool> go{false};
@@ -53,9 +76,9 @@ void say(const std::string& line) {
   std::exit(1);
 }
 
-bool sendAll(int fd, const char* p, size_t n) {
+bool sendAll(Stream& s, const char* p, size_t n) {
   while (n > 0) {
-    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    ssize_t w = s.send(p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
       return false;
@@ -67,11 +90,11 @@ bool sendAll(int fd, const char* p, size_t n) {
 }
 
 // Reads the HTTP upgrade and answers 101; returns the request path ("" on failure).
-std::string upgrade(int fd) {
+std::string upgrade(Stream& fd) {
   std::string req;
   char buf[4096];
   while (req.find("\r\n\r\n") == std::string::npos) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ssize_t n = fd.recv(buf, sizeof buf);
     if (n <= 0 || req.size() > 65536) return "";
     req.append(buf, static_cast<size_t>(n));
   }
@@ -104,7 +127,7 @@ void sleepUntil(uint64_t ns) {
 }
 
 // Sends opt.records records on fd; returns false if the client went away.
-bool feed(int fd, const Options& opt, bool lines) {
+bool feed(Stream& fd, const Options& opt, bool lines) {
   size_t chunk = opt.mix == bench::Mix::Big ? 32 : 256;
   bench::Batch batch(opt.mix, chunk, lines);
   uint64_t t0 = bench::monotonicNs();
@@ -132,10 +155,21 @@ bool feed(int fd, const Options& opt, bool lines) {
   return true;
 }
 
-void serve(int fd, Options opt, bool lines) {
+void serve(int sock, Options opt, bool lines) {
+  Stream fd{sock};
+  if (tlsCtx) {
+    fd.ssl = SSL_new(tlsCtx);
+    SSL_set_fd(fd.ssl, sock);
+    if (SSL_accept(fd.ssl) != 1) {
+      std::fprintf(stderr, "bench-feeder: TLS handshake failed\n");
+      SSL_free(fd.ssl);
+      ::close(sock);
+      return;
+    }
+  }
   std::string path = lines ? "direct" : upgrade(fd);
   if (path.empty()) {
-    ::close(fd);
+    ::close(sock);
     return;
   }
   say("conn " + path);
@@ -143,9 +177,10 @@ void serve(int fd, Options opt, bool lines) {
   feed(fd, opt, lines);
   // Held open: the client's end of stream is the driver stopping us.
   char sink[4096];
-  while (::recv(fd, sink, sizeof sink, 0) > 0) {
+  while (fd.recv(sink, sizeof sink) > 0) {
   }
-  ::close(fd);
+  if (fd.ssl) SSL_free(fd.ssl);
+  ::close(sock);
 }
 
 Options parse(int argc, char** argv) {
@@ -155,6 +190,7 @@ Options parse(int argc, char** argv) {
     if (k == "--records") o.records = std::stoull(v);
     else if (k == "--rate") o.rate = std::stod(v);
     else if (k == "--unix") o.unixPath = v;
+    else if (k == "--tls") o.tlsPem = v;
     else if (k == "--mix") o.mix = v == "big" ? bench::Mix::Big : v == "txn3" ? bench::Mix::Txn3 : bench::Mix::Small;
     else {
       std::fprintf(stderr, "bench-feeder: unknown option %s\n", k.c_str());
@@ -169,6 +205,14 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   Options opt = parse(argc, argv);
   bool lines = !opt.unixPath.empty();
+  if (!opt.tlsPem.empty()) {
+    tlsCtx = SSL_CTX_new(TLS_server_method());
+    if (SSL_CTX_use_certificate_chain_file(tlsCtx, opt.tlsPem.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(tlsCtx, opt.tlsPem.c_str(), SSL_FILETYPE_PEM) != 1) {
+      std::fprintf(stderr, "bench-feeder: cannot load %s\n", opt.tlsPem.c_str());
+      return 1;
+    }
+  }
   int lfd;
   if (lines) {
     lfd = ::socket(AF_UNIX, SOCK_STREAM, 0);

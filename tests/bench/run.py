@@ -102,18 +102,36 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # --- the pieces -------------------------------------------------------------------------------
-    def feeder(self, records: int, mix: str = "small", rate: float = 0, unix: str | None = None) -> tuple[Proc, int]:
+    def tls_files(self) -> tuple[Path, Path]:
+        """A self-signed certificate for 127.0.0.1 (cert.pem) and the feeder's cert+key (feeder.pem)."""
+        cert, key, both = self.tmp / "cert.pem", self.tmp / "key.pem", self.tmp / "feeder.pem"
+        if not both.exists():
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+                            "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                           check=True, capture_output=True)
+            both.write_text(cert.read_text() + key.read_text())
+        return cert, both
+
+    def feeder(self, records: int, mix: str = "small", rate: float = 0, unix: str | None = None,
+               tls: bool = False) -> tuple[Proc, int]:
         argv = [str(self.tools / "bench-feeder"), "--records", str(records), "--mix", mix, "--rate", str(rate)]
         if unix:
             argv += ["--unix", unix]
+        if tls:
+            argv += ["--tls", str(self.tls_files()[1])]
         f = self.start(argv, stdin=True)
         first = f.expect("", 10)
         return f, int(first.split()[1]) if first.startswith("port") else 0
 
-    def bridge_config(self, run: Path, port: int, tables: list[str], sink: str, queue_bytes: str) -> Path:
+    def bridge_config(self, run: Path, port: int, tables: list[str], sink: str, queue_bytes: str,
+                      tls: bool) -> Path:
         lines = ["log: {level: warn}", f"state_dir: {run}/state", "servers:", "  feed:",
-                 "    protocol: harperdb4", f"    url: ws://127.0.0.1:{port}", "    username: bench",
-                 "    password: bench", "    liveness_timeout: 1h", "tables:"]
+                 "    protocol: harperdb4", f"    url: {'wss' if tls else 'ws'}://127.0.0.1:{port}",
+                 "    username: bench", "    password: bench", "    liveness_timeout: 1h"]
+        if tls:
+            lines.append(f"    tls: {{ca_file: {self.tls_files()[0]}}}")
+        lines.append("tables:")
         lines += [f"  - {{server: feed, database: dev, table: {t}}}" for t in tables]
         lines.append("sinks:")
         for t in tables:
@@ -130,10 +148,10 @@ class Bench:
         return cfg
 
     def start_peer(self, peer: str, run: Path, port: int, tables: list[str], sink: str,
-                   queue_bytes: str = "16MiB") -> Proc:
+                   queue_bytes: str = "16MiB", tls: bool = False) -> Proc:
         """Starts hdb-bridge or the Node reference peer and waits until it is connected to the feeder."""
         if peer == "bridge":
-            cfg = self.bridge_config(run, port, tables, sink, queue_bytes)
+            cfg = self.bridge_config(run, port, tables, sink, queue_bytes, tls)
             log = open(run / "bridge.log", "w")
             out = open(os.devnull, "w") if sink == "stdout" else subprocess.DEVNULL
             p = self.start([self.bridge, "--config", str(cfg)], stdout=out, stderr=log)
@@ -158,27 +176,29 @@ class Bench:
         return c
 
     # --- scenarios --------------------------------------------------------------------------------
-    def ceiling(self, mix: str, records: int) -> dict:
+    def ceiling(self, mix: str, records: int, tls: bool = False) -> dict:
         """libwebsockets 4.1 receiving and discarding: the ceiling of any lws-based bridge."""
         try:
-            f, port = self.feeder(records, mix)
-            r = self.start([str(self.tools / "bench-lws-recv"), "--port", str(port), "--expect", str(records)])
+            f, port = self.feeder(records, mix, tls=tls)
+            r = self.start([str(self.tools / "bench-lws-recv"), "--port", str(port), "--expect", str(records),
+                            "--tls", "1" if tls else "0"])
             r.expect("connected", 10)
             f.expect("conn", 10)
             f.send("go")
             res = json.loads(r.expect("{", 300))
             rate = records / res["seconds"]
-            return {"records": records, "rec_s": rate, "mb_s": res["bytes"] / res["seconds"] / 1e6, "ok": True}
+            return {"records": records, "rec_s": rate, "mb_s": res["bytes"] / res["seconds"] / 1e6,
+                    "cpu_s_per_m": res["cpu_s"] / (records / 1e6), "ok": True}
         finally:
             self.stop_all()
 
     def throughput(self, peer: str, mix: str, records: int, tables: int = 1, consumers: int = 1,
-                   sink: str = "unix", rate: float = 0, latency: bool = False) -> dict:
+                   sink: str = "unix", rate: float = 0, latency: bool = False, tls: bool = False) -> dict:
         run = Path(tempfile.mkdtemp(dir=self.tmp))
         names = [f"t{i}" for i in range(tables)]
         try:
-            f, port = self.feeder(records, mix, rate)
-            p = self.start_peer(peer, run, port, names, sink)
+            f, port = self.feeder(records, mix, rate, tls=tls)
+            p = self.start_peer(peer, run, port, names, sink, tls=tls)
             for _ in names:
                 f.expect("conn", 20)
             c = None
@@ -245,7 +265,7 @@ def fmt_row(name: str, peer: str, r: dict) -> str:
     check = "ok" if r.get("ok") else f"MISSING {r.get('missing')} / out of order {r.get('out_of_order')}"
     return (f"{name:<34} {peer:<9} {r['records']:>9} {r['rec_s']:>11,.0f} {r['mb_s']:>8.1f} "
             f"{r.get('lines_s', r['rec_s']):>12,.0f} {r.get('cpu_s_per_m', 0):>8.2f} "
-            f"{r.get('peak_rss_mib', 0):>8.1f}  {check}")
+            f"{r.get('peak_rss_mib', 0):>8.1f} {r.get('consumer_cpu_s', 0):>8.2f}  {check}")
 
 
 def main() -> int:
@@ -261,7 +281,7 @@ def main() -> int:
     b = Bench(args)
     results: dict[str, dict] = {}
     print(f"{'scenario':<34} {'peer':<9} {'records':>9} {'records/s':>11} {'MB/s':>8} {'lines/s':>12} "
-          f"{'cpu s/M':>8} {'peakMiB':>8}  check")
+          f"{'cpu s/M':>8} {'peakMiB':>8} {'cons cpu':>8}  check")
 
     def record(key: str, name: str, peer: str, r: dict) -> None:
         results[key] = r
@@ -273,13 +293,17 @@ def main() -> int:
         for mix, count in (("small", n), ("big", n // 10), ("txn3", n)):
             record(f"s1_{mix}", f"1 table, 1 unix consumer ({mix})", "bridge", b.throughput("bridge", mix, count))
         record("s1_ref", "1 table, 1 unix consumer (small)", "node-ws", b.throughput("ref", "small", n // 2))
-        for consumers, count in ((10, n // 2), (100, n // 10)):
-            for peer in ("bridge", "ref"):
-                record(f"s2_{consumers}_{peer}", f"1 table, {consumers} unix consumers", "bridge" if peer == "bridge"
-                       else "node-ws", b.throughput(peer, "small", count, consumers=consumers))
+        # The reference is 5-10x slower: it gets fewer records so that each run takes seconds, not minutes.
+        for consumers, count, ref_count in ((10, n // 2, n // 4), (100, n // 10, n // 50)):
+            record(f"s2_{consumers}_bridge", f"1 table, {consumers} unix consumers", "bridge",
+                   b.throughput("bridge", "small", count, consumers=consumers))
+            record(f"s2_{consumers}_ref", f"1 table, {consumers} unix consumers", "node-ws",
+                   b.throughput("ref", "small", ref_count, consumers=consumers))
         record("s3", "10 tables, 1 consumer each", "bridge", b.throughput("bridge", "small", n // 10, tables=10))
         record("s4_stdout", "stdout to /dev/null", "bridge", b.throughput("bridge", "small", n, sink="stdout"))
         record("s4_fifo", "FIFO, one reader", "bridge", b.throughput("bridge", "small", n, sink="fifo"))
+        record("ceiling_wss", "ceiling lws receive-only (wss)", "lws", b.ceiling("small", n, tls=True))
+        record("s5_wss", "wss, 1 table, 1 unix consumer", "bridge", b.throughput("bridge", "small", n, tls=True))
 
         lat_n = 50_000 // scale
         results["latency_bridge"] = b.throughput("bridge", "small", lat_n, rate=10_000, latency=True)
