@@ -18,6 +18,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -125,7 +126,7 @@ class Bench:
         return f, int(first.split()[1]) if first.startswith("port") else 0
 
     def bridge_config(self, run: Path, port: int, tables: list[str], sink: str, queue_bytes: str,
-                      tls: bool) -> Path:
+                      tls: bool, on_overflow: str = "disconnect") -> Path:
         lines = ["log: {level: warn}", f"state_dir: {run}/state", "servers:", "  feed:",
                  "    protocol: harperdb4", f"    url: {'wss' if tls else 'ws'}://127.0.0.1:{port}",
                  "    username: bench", "    password: bench", "    liveness_timeout: 1h"]
@@ -137,7 +138,7 @@ class Bench:
         for t in tables:
             if sink == "unix":
                 lines.append(f"  - {{name: {t}, type: unix, path: {run}/{t}.sock, tables: [dev.{t}], "
-                             f"queue_bytes: {queue_bytes}}}")
+                             f"queue_bytes: {queue_bytes}, on_overflow: {on_overflow}}}")
             elif sink == "fifo":
                 lines.append(f"  - {{name: {t}, type: fifo, path: {run}/{t}.fifo, tables: [dev.{t}], "
                              f"queue_bytes: {queue_bytes}}}")
@@ -148,10 +149,10 @@ class Bench:
         return cfg
 
     def start_peer(self, peer: str, run: Path, port: int, tables: list[str], sink: str,
-                   queue_bytes: str = "16MiB", tls: bool = False) -> Proc:
+                   queue_bytes: str = "16MiB", tls: bool = False, on_overflow: str = "disconnect") -> Proc:
         """Starts hdb-bridge or the Node reference peer and waits until it is connected to the feeder."""
         if peer == "bridge":
-            cfg = self.bridge_config(run, port, tables, sink, queue_bytes, tls)
+            cfg = self.bridge_config(run, port, tables, sink, queue_bytes, tls, on_overflow)
             log = open(run / "bridge.log", "w")
             out = open(os.devnull, "w") if sink == "stdout" else subprocess.DEVNULL
             p = self.start([self.bridge, "--config", str(cfg)], stdout=out, stderr=log)
@@ -247,7 +248,7 @@ class Bench:
         finally:
             self.stop_all()
 
-    def idle_rss(self, peer: str, tables: int) -> float:
+    def idle_rss(self, peer: str, tables: int) -> dict:
         run = Path(tempfile.mkdtemp(dir=self.tmp))
         try:
             f, port = self.feeder(1)
@@ -256,8 +257,36 @@ class Bench:
             for _ in names:
                 f.expect("conn", 20)
             time.sleep(2)
-            return status_mib(p.p.pid, "VmRSS")
+            # RSS counts the shared libraries' pages too; Anonymous is the process's own memory.
+            rollup = Path(f"/proc/{p.p.pid}/smaps_rollup").read_text().splitlines()
+            kib = {l.split(":")[0]: int(l.split()[1]) for l in rollup[1:] if l.strip()}
+            return {"rss_mib": status_mib(p.p.pid, "VmRSS"), "pss_mib": kib["Pss"] / 1024,
+                    "anon_mib": kib["Anonymous"] / 1024}
         finally:
+            self.stop_all()
+
+
+    def stalled_rss(self, records: int, consumers: int) -> dict:
+        """Peak RSS while `consumers` connected consumers never read: bounded by queue_bytes (4MiB, drop_oldest)."""
+        run = Path(tempfile.mkdtemp(dir=self.tmp))
+        stalled: list[socket.socket] = []
+        try:
+            f, port = self.feeder(records)
+            p = self.start_peer("bridge", run, port, ["t0"], "unix", queue_bytes="4MiB", on_overflow="drop_oldest")
+            f.expect("conn", 20)
+            for _ in range(consumers):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(str(run / "t0.sock"))
+                stalled.append(s)
+            time.sleep(0.2)
+            f.send("go")
+            f.expect("done", 600)
+            time.sleep(0.5)
+            return {"records": records, "consumers": consumers, "queue_bytes_mib": 4,
+                    "peak_rss_mib": status_mib(p.p.pid, "VmHWM"), "rss_mib": status_mib(p.p.pid, "VmRSS")}
+        finally:
+            for s in stalled:
+                s.close()
             self.stop_all()
 
 
@@ -308,8 +337,9 @@ def main() -> int:
         lat_n = 50_000 // scale
         results["latency_bridge"] = b.throughput("bridge", "small", lat_n, rate=10_000, latency=True)
         results["latency_direct"] = b.direct_latency(lat_n, 10_000)
-        results["idle_rss_bridge_10_tables"] = {"rss_mib": b.idle_rss("bridge", 10)}
-        results["idle_rss_ref_1_table"] = {"rss_mib": b.idle_rss("ref", 1)}
+        results["idle_rss_bridge_10_tables"] = b.idle_rss("bridge", 10)
+        results["idle_rss_ref_1_table"] = b.idle_rss("ref", 1)
+        results["stalled_rss"] = b.stalled_rss(n // 2, 10)
     finally:
         b.cleanup()
 
@@ -322,8 +352,13 @@ def main() -> int:
     lb, ld = results["latency_bridge"], results["latency_direct"]
     print(f"latency added by the bridge: p50 +{lb['p50_us'] - ld['p50_us']:.1f} us, "
           f"p99 x{lb['p99_us'] / ld['p99_us']:.2f}")
-    print(f"idle RSS: hdb-bridge with 10 tables {results['idle_rss_bridge_10_tables']['rss_mib']:.1f} MiB, "
-          f"node-ws reference with 1 table {results['idle_rss_ref_1_table']['rss_mib']:.1f} MiB")
+    for key, what in (("idle_rss_bridge_10_tables", "hdb-bridge, 10 tables"), ("idle_rss_ref_1_table",
+                                                                                "node-ws reference, 1 table")):
+        r = results[key]
+        print(f"idle {what}: RSS {r['rss_mib']:.1f} MiB (PSS {r['pss_mib']:.1f}, anonymous {r['anon_mib']:.1f})")
+    st = results["stalled_rss"]
+    print(f"{st['consumers']} stalled consumers, {st['records']} records, queue_bytes 4MiB drop_oldest: "
+          f"peak RSS {st['peak_rss_mib']:.1f} MiB")
     ceil = results["ceiling_small"]["rec_s"]
     print(f"1 consumer: bridge {results['s1_small']['rec_s'] / ceil:.0%} of the lws ceiling, "
           f"{results['s1_small']['rec_s'] / results['s1_ref']['rec_s']:.1f}x the reference")
