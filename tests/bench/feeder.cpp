@@ -6,7 +6,8 @@
 // HarperDB 4 does for /<db>/<table>/ ("conn <request path>"). With --unix PATH it is the direct path
 // instead: a Unix socket listener writing the same records as plain JSON lines. Each connection then
 // waits for "go" on stdin, sends N records (pre-encoded frames re-stamped in place, big blocking writes;
-// or paced at R records/s, each stamped when written) and prints "done <records> <seconds>". It keeps the
+// or paced at R records/s, each stamped when written) and prints "done <records> <seconds> <bytes per
+// record> <CPU seconds of the sending thread>". It keeps the
 // connection open until killed; what the client sends is never read (no pings with the bench config).
 // With --tls the WebSocket listener speaks wss:// (OpenSSL, the certificate and key from one PEM file).
 #include <netinet/in.h>
@@ -14,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -150,8 +152,13 @@ bool feed(Stream& fd, const Options& opt, bool lines) {
     n += count;
   }
   double secs = static_cast<double>(bench::monotonicNs() - t0) / 1e9;
+  // This thread's CPU: well below `secs` means the client, not the feeder, set the pace.
+  rusage ru{};
+  ::getrusage(RUSAGE_THREAD, &ru);
+  double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+               static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   say("done " + std::to_string(n) + " " + std::to_string(secs) + " " +
-      std::to_string(batch.payloadBytes() / batch.frames()));
+      std::to_string(batch.payloadBytes() / batch.frames()) + " " + std::to_string(cpu));
   return true;
 }
 
