@@ -150,7 +150,7 @@ class Bench:
 
     def start_peer(self, peer: str, run: Path, port: int, tables: list[str], sink: str,
                    queue_bytes: str = "16MiB", tls: bool = False, on_overflow: str = "disconnect") -> Proc:
-        """Starts hdb-bridge or the Node reference peer and waits until it is connected to the feeder."""
+        """Starts hdb-bridge or the Node reference peer (the caller waits for the feeder to see it connect)."""
         if peer == "bridge":
             cfg = self.bridge_config(run, port, tables, sink, queue_bytes, tls, on_overflow)
             log = open(run / "bridge.log", "w")
