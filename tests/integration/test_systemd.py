@@ -10,7 +10,8 @@ the STATUS= text; sockets in /run/hdb-bridge with the configured mode and group,
 group can read and others cannot; the password arrives only through LoadCredential=; `systemctl stop`
 is clean. Runs as root; ~1 min plus the one-time rootfs build (~1-2.5 min).
 
-More cases (watchdog kill and restart, reload) are methods using start()/show()/journal() below.
+Then: the watchdog kills a stopped loop and systemd restarts it; `systemctl reload` applies a changed config
+and refuses an invalid one.
 """
 
 from __future__ import annotations
@@ -258,6 +259,32 @@ class SystemdService(unittest.TestCase):
         self.assertNotEqual(after["MainPID"], before["MainPID"])
         self.assertIn("Watchdog timeout", self.journal())
         hdb.log(f"watchdog: restarted and active {time.monotonic() - t0:.1f}s after SIGSTOP")
+
+
+    def test_7_reload_applies_a_changed_config(self) -> None:
+        # `systemctl reload` (ExecReload= sends SIGHUP): a sink added, the process and its subscription untouched.
+        self.start()
+        before = self.show("MainPID", "NRestarts")
+        connects = self.journal().count("subscribed")
+        path = self.box.root / CONFIG.lstrip("/")
+        text = path.read_text()
+        self.addCleanup(lambda: self.box.write(CONFIG, text))
+        extra = "  - {name: extra, type: unix, path: /run/hdb-bridge/extra.sock, mode: \"0640\"}\n"
+        self.box.write(CONFIG, text.replace("sinks:\n", "sinks:\n" + extra, 1))
+        self.box.run("systemctl", "reload", UNIT, timeout=30)
+        hdb.wait_for(lambda: "reload done" in self.journal(), 15, "the reload to be applied")
+        self.assertIn("sinks added: extra", self.journal())
+        after = self.show("MainPID", "NRestarts", "ActiveState")
+        self.assertEqual((after["MainPID"], after["NRestarts"], after["ActiveState"]),
+                         (before["MainPID"], before["NRestarts"], "active"))
+        out = self.box.run("stat", "-c", "%F %a %U %G", "/run/hdb-bridge/extra.sock").stdout.strip()
+        self.assertEqual(out, "socket 640 hdb-bridge hdb-bridge")
+        self.assertEqual(self.journal().count("subscribed"), connects, "the subscription was not touched")
+        # An invalid file is refused line by line; the service keeps running as it was.
+        self.box.write(CONFIG, text.replace("sinks:\n", "sinks: [oops\n", 1))
+        self.box.run("systemctl", "reload", UNIT, timeout=30)
+        hdb.wait_for(lambda: "reload failed" in self.journal(), 15, "the invalid file to be refused")
+        self.assertEqual(self.show("MainPID", "ActiveState"), {"MainPID": before["MainPID"], "ActiveState": "active"})
 
 
 def _stop_inside(proc: subprocess.Popen[bytes]) -> None:
