@@ -241,7 +241,12 @@ class HarperDB3:
             # `install` also starts the server. The admin and cluster passwords are arguments here, so
             # they are test-only values: never pass real ones this way.
             self._harperdb(["install", *args], timeout)
-            self._wait_ready(timeout)
+            try:
+                self._wait_ready(timeout / 2)
+            except TimeoutError as e:
+                # As restart() knows: now and then HarperDB 3 comes up taking logins but never publishing.
+                log(f"HarperDB 3 came up broken ({e}); restarting it\n{self.describe_failure()}")
+                self.restart(timeout)
             self.timings["start"] = time.monotonic() - t0
             return self
         except BaseException:
