@@ -17,6 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "lib"))
 import hdb  # noqa: E402
 
 OPS_PORT, HTTP_PORT = 9925, 9926  # config/demo.yaml points at 9926
+# The demo instance's admin password: config/demo.yaml and the README's curl line use it.
+DEMO_PASSWORD = "password"
 SOCKET = Path("/run/hdb-bridge/animals.sock")  # config/demo.yaml's unix sink
 STATE_DIR = Path("/run/hdb-bridge/demo-state")  # config/demo.yaml's state_dir
 SAMPLES = [
@@ -62,7 +64,7 @@ def main() -> int:
     try:
         print(f"demo: starting HarperDB {hdb.HDB_VERSION} on 127.0.0.1:{OPS_PORT} (operations) "
               f"and :{HTTP_PORT} (HTTP/WebSocket)", file=sys.stderr)
-        server = hdb.HarperDB4(ops_port=OPS_PORT, http_port=HTTP_PORT)
+        server = hdb.HarperDB4(ops_port=OPS_PORT, http_port=HTTP_PORT, password=DEMO_PASSWORD)
         server.start()
         server.ensure_table("dev", "animals")
         print(f"demo: HarperDB up in {server.timings['start']:.1f} s, dev.animals exported in "
