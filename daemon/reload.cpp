@@ -47,7 +47,8 @@ void Bridge::reload() {
 void Bridge::apply(const ReloadPlan& plan, std::shared_ptr<Config> next) {
   if (plan.logLevelChanged) spdlog::set_level(toSpdlog(next->logLevel));
 
-  // Subscriptions first: a stopped one sends nothing more to the sinks.
+  // Subscriptions first: each stopped one closes politely (1001) and stays in
+  // retiring_ until its connection is gone (afterService frees it).
   for (auto it = sources_.begin(); it != sources_.end();) {
     if (!contains(plan.stopSources, it->key)) {
       ++it;
