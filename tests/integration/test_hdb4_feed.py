@@ -27,17 +27,7 @@ HDB: hdb.HarperDB4
 
 def setUpModule() -> None:
     global HDB
-    if not os.access(BIN, os.X_OK):
-        raise RuntimeError(f"hdb-bridge binary not found at {BIN} (set HDB_BRIDGE_BIN or build build/)")
-    hdb.ensure_harperdb_installed()
-    HDB = hdb.HarperDB4()
-    HDB.start()
-    try:
-        HDB.ensure_tables("dev", ["animals", "other", "snap", "bulk"])
-    except BaseException:
-        print(HDB.describe_failure(), file=sys.stderr)
-        HDB.stop()
-        raise
+    HDB = hdb.start_module_harperdb("dev", ["animals", "other", "snap", "bulk"])
     print(f"\nHarperDB 4.7 up in {HDB.timings['start']:.1f} s, tables exported in "
           f"{HDB.timings['ensure_tables']:.1f} s", file=sys.stderr)
 

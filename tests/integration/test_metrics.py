@@ -38,19 +38,9 @@ HDB: hdb.HarperDB4
 
 def setUpModule() -> None:
     global HDB
-    if not os.access(BIN, os.X_OK):
-        raise RuntimeError(f"hdb-bridge binary not found at {BIN} (set HDB_BRIDGE_BIN or build build/)")
     if not shutil.which("curl"):
         raise RuntimeError("curl is needed (packaging/scripts/deps.sh installs it)")
-    hdb.ensure_harperdb_installed()
-    HDB = hdb.HarperDB4()
-    HDB.start()
-    try:
-        HDB.ensure_tables("dev", TABLES)
-    except BaseException:
-        print(HDB.describe_failure(), file=sys.stderr)
-        HDB.stop()
-        raise
+    HDB = hdb.start_module_harperdb("dev", TABLES)
 
 
 def tearDownModule() -> None:

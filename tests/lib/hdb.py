@@ -905,6 +905,25 @@ def source_stats(log: str, source: str) -> dict[str, int]:
     return {k: int(v) for k, v in m.groupdict().items()}
 
 
+def start_module_harperdb(database: str, tables: list[str]) -> HarperDB4:
+    """A test module's setUpModule: checks that the binary under test exists, then starts a HarperDB 4.7 with
+    `tables` of `database` exported (describing the failure and stopping it if that fails). The caller stops it
+    in tearDownModule."""
+    binary = bridge_binary()
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError(f"hdb-bridge binary not found at {binary} (set HDB_BRIDGE_BIN or build build/)")
+    ensure_harperdb_installed()
+    server = HarperDB4()
+    server.start()
+    try:
+        server.ensure_tables(database, tables)
+    except BaseException:
+        print(server.describe_failure(), file=sys.stderr)
+        server.stop()
+        raise
+    return server
+
+
 def bridge_config(hdb: HarperDB4, tables: list[dict[str, Any]], sinks: list[dict[str, Any]], *,
                   server: str = "local", password: str | None = None, log_level: str = "info") -> str:
     """A hdb-bridge YAML config for one HarperDB 4 server (JSON scalars and flow maps are valid YAML)."""
