@@ -72,6 +72,7 @@ struct TableConfig {
   std::string table;
   StartMode start = StartMode::Live;  // `start:`; `snapshot: true` means StartMode::Snapshot
   std::chrono::milliseconds history{0};  // with StartMode::History: how far back
+  bool writable = false;  // `writable: true`: ingest sockets may write to it (writer.h)
   std::string key() const { return database + "." + table; }
   bool operator==(const TableConfig&) const = default;
 };

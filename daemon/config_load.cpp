@@ -196,6 +196,7 @@ const Key<TableConfig> kTableKeys[] = {
        if (r.boolean(v, snapshot) && snapshot) t.start = StartMode::Snapshot;
      }},
     {"start", false, readStart},
+    {"writable", false, [](Reader& r, const Value& v, TableConfig& t) { r.boolean(v, t.writable); }},
 };
 
 struct TableDraft {

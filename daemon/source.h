@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config.h"
+#include "writer.h"
 
 namespace hdb {
 
@@ -54,6 +55,9 @@ class Source {
   virtual const char* stateName() const = 0;
   // Appends one entry per table this source carries.
   virtual void tableStats(std::vector<TableStats>& out) const = 0;
+  // The writer of table `key` ("db.table") when this source carries it and it
+  // is writable; nullptr otherwise. Lives as long as the source.
+  virtual TableWriter* writer(std::string_view key) { (void)key; return nullptr; }
 };
 
 // A running source with the config generation its references point into: a
