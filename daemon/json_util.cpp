@@ -1,11 +1,19 @@
 #include "json_util.h"
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 
 namespace hdb::json {
 
 namespace {
+
+// String bytes that need no look: not '"', '\\' or a control character.
+constexpr auto kPlain = [] {
+  std::array<bool, 256> plain{};
+  for (int c = 0x20; c < 256; ++c) plain[size_t(c)] = c != '"' && c != '\\';
+  return plain;
+}();
 
 bool isSpace(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
@@ -141,8 +149,8 @@ class Scanner {
     }
   }
 
-  // Skips string bytes that need no look (not '"', '\\' or a control
-  // character) eight at a time: most of a record's bytes are such.
+  // Skips string bytes that need no look, eight at a time while none in the
+  // eight needs one (most of a record's bytes are such), then one at a time.
   void skipPlain() {
     constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
     auto hasZeroByte = [](uint64_t v) { return (v - kOnes) & ~v & kHigh; };
@@ -151,9 +159,10 @@ class Scanner {
       std::memcpy(&v, p_, 8);
       uint64_t special = hasZeroByte(v ^ (kOnes * '"')) | hasZeroByte(v ^ (kOnes * '\\')) |
                          ((v - kOnes * 0x20) & ~v & kHigh);  // a byte below 0x20
-      if (special) return;
+      if (special) break;
       p_ += 8;
     }
+    while (p_ != end_ && kPlain[static_cast<unsigned char>(*p_)]) ++p_;
   }
 
   // The four hex digits at `q`, or -1.
