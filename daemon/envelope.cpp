@@ -1,6 +1,7 @@
 #include "envelope.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace hdb {
 
@@ -56,8 +57,10 @@ Line EnvelopeWriter::write(const EnvelopeFields& f) const {
     line->append(f.record);
     // A record is copied as the server wrote it, and JSON allows line breaks between its
     // tokens (never inside a string): as spaces they cannot split the NDJSON line.
-    std::replace_if(line->begin() + static_cast<std::ptrdiff_t>(from), line->end(),
-                    [](char c) { return c == '\n' || c == '\r'; }, ' ');
+    // Most records have none, which two memchr find faster than a replacing pass.
+    if (std::memchr(f.record.data(), '\n', f.record.size()) || std::memchr(f.record.data(), '\r', f.record.size()))
+      std::replace_if(line->begin() + static_cast<std::ptrdiff_t>(from), line->end(),
+                      [](char c) { return c == '\n' || c == '\r'; }, ' ');
   }
   line->append("}\n");
   return line;

@@ -94,10 +94,14 @@ lws_vhost* EventLoop::clientVhost(const std::string& server) const {
 }
 
 void EventLoop::ensureClientVhost(const ServerConfig& server) {
+  // Without TLS the vhost gets no OpenSSL client context: loading the CA
+  // store costs about a MiB of heap that a ws:// server never uses.
+  bool tls = server.url.tls || (server.operationsUrl && server.operationsUrl->tls);
   auto& slot = clientVhosts_[server.name];
-  if (slot && slot->caFile == server.tls.caFile) return;
+  if (slot && slot->caFile == server.tls.caFile && (slot->tls || !tls)) return;
   auto vh = std::make_unique<ClientVhost>();
   vh->caFile = server.tls.caFile;
+  vh->tls = tls;
   // lws wants distinct vhost names; a replacement gets a suffix.
   vh->name = server.name;
   if (slot) vh->name += "#" + std::to_string(++vhostGeneration_);
@@ -105,8 +109,8 @@ void EventLoop::ensureClientVhost(const ServerConfig& server) {
   ci.vhost_name = vh->name.c_str();
   ci.port = CONTEXT_PORT_NO_LISTEN;
   ci.protocols = kClientProtocols;
-  ci.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-  if (!vh->caFile.empty()) ci.client_ssl_ca_filepath = vh->caFile.c_str();
+  ci.options = tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
+  if (tls && !vh->caFile.empty()) ci.client_ssl_ca_filepath = vh->caFile.c_str();
   vh->vhost = lws_create_vhost(context_, &ci);
   if (!vh->vhost) throw std::runtime_error("cannot create the client vhost for server '" + server.name + "'");
   if (slot) replacedVhosts_.push_back(std::move(slot));

@@ -58,6 +58,7 @@ class EventLoop {
   struct ClientVhost {
     lws_vhost* vhost = nullptr;
     std::string caFile;
+    bool tls = false;  // has an OpenSSL client context (some URL of the server is wss:// or https://)
     std::string name;  // lws keeps the pointer: stable storage
   };
   std::map<std::string, std::unique_ptr<ClientVhost>> clientVhosts_;

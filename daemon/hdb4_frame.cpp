@@ -8,7 +8,6 @@ namespace {
 namespace od = simdjson::ondemand;
 
 using json::trimRight;
-using json::validate;
 
 bool isOpName(std::string_view s) {
   if (s.empty() || s.size() > 32) return false;
@@ -50,6 +49,7 @@ bool Hdb4FrameParser::parse(const std::string& message, Hdb4Change& out, std::st
   if (auto e = parser_.iterate(input).get(doc)) return fail("not JSON", e);
   od::object obj;
   if (auto e = doc.get_object().get(obj)) return fail("not a JSON object", e);
+  const char* docEnd = message.data() + message.size();
 
   std::string_view typeText;
   bool haveType = false;
@@ -63,13 +63,12 @@ bool Hdb4FrameParser::parse(const std::string& message, Hdb4Change& out, std::st
       if (auto e = v.get_string().get(typeText)) return fail("\"type\" is not a string", e);
       haveType = true;
     } else if (key == "id") {
-      std::string_view tok = trimRight(v.raw_json_token());
       od::json_type t;
       if (auto e = v.type().get(t)) return fail("bad \"id\"", e);
       if (t != od::json_type::number && t != od::json_type::string)
         return fail("\"id\" is neither a number nor a string", simdjson::SUCCESS);
-      if (auto e = validate(v, 0)) return fail("bad \"id\"", e);
-      out.id = tok;
+      if (auto e = json::scannedSpan(v, docEnd, out.id))
+        return fail(e == simdjson::OUT_OF_BOUNDS ? "truncated frame" : "bad \"id\"", e);
     } else if (key == "localTime" || key == "version") {
       std::string_view tok = trimRight(v.raw_json_token());
       double d;
@@ -80,8 +79,9 @@ bool Hdb4FrameParser::parse(const std::string& message, Hdb4Change& out, std::st
       if (auto e = v.type().get(t)) return fail("bad \"value\"", e);
       if (t == od::json_type::null) continue;  // treated as absent
       if (t != od::json_type::object) return fail("\"value\" is not an object", simdjson::SUCCESS);
-      // OUT_OF_BOUNDS: the document ended inside the frame.
-      if (auto e = json::validatedSpan(doc, v, out.value))
+      // One pass over the value's text checks all of it (the on-demand parser
+      // only checks what is read through it); OUT_OF_BOUNDS: the frame ends in it.
+      if (auto e = json::scannedSpan(v, docEnd, out.value))
         return fail(e == simdjson::OUT_OF_BOUNDS ? "truncated frame" : "bad \"value\"", e);
     } else if (key == "size") {
       out.hasSize = true;

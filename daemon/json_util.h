@@ -23,6 +23,20 @@ simdjson::error_code validate(od::value v, int depth = 0);
 // last token) and sets `out` to its raw text, trailing whitespace removed.
 simdjson::error_code validatedSpan(od::document& doc, od::value v, std::string_view& out);
 
+// Checks that `text` starts with one complete JSON value, in one pass without
+// recursion: the grammar, every string and its escapes, every number and literal,
+// nesting at most kMaxDepth deep. Sets `length` to the value's size. UTF-8 is not
+// checked again: `text` must lie in a document simdjson's iterate() accepted,
+// which validated the UTF-8 of the whole document (and refused unescaped control
+// characters in strings; they are checked here too).
+simdjson::error_code scanValue(std::string_view text, size_t& length);
+
+// The raw text of `v`, a value inside an object or array of a document whose
+// text ends at `docEnd`, checked by scanValue (not walked through `v`, which
+// stays unconsumed: the document's iterator skips it). OUT_OF_BOUNDS when the
+// document ends after it: its enclosing object or array is never closed.
+simdjson::error_code scannedSpan(od::value v, const char* docEnd, std::string_view& out);
+
 std::string_view trimRight(std::string_view s);
 
 // Grows `s` so that a parser can read SIMDJSON_PADDING bytes past its end.

@@ -51,6 +51,13 @@ class UnixSink::Consumer : public RawFdHandler {
     cut("fell behind: its queue passed queue_bytes");
   }
 
+  void deliver(const std::vector<Line>& lines) {
+    for (const Line& line : lines) {
+      if (cut_) return;
+      deliver(line);
+    }
+  }
+
   // Writes what the socket takes now; waits for POLLOUT when it takes no more.
   void flush() {
     if (cut_ || awaitingWritable_ || queue_.empty()) return;
@@ -204,8 +211,11 @@ void UnixSink::admit(int fd) {
   ++stats_.consumersAccepted;
   spdlog::info("sink '{}': consumer #{} connected ({}){}", config_.name, id, peer.describe(),
                replay_.size() ? fmt::format("; replaying {} line(s)", replay_.size()) : std::string());
+  // The lines taken so far this wake-up are in the ring too: the consumers
+  // that were here get them now, the new one only through the ring.
+  distribute();
   Consumer* raw = consumer.get();
-  consumers_.emplace(raw, std::move(consumer));
+  consumers_.push_back(std::move(consumer));
   stats_.consumers = consumers_.size();
   // The ring holds exactly the lines taken before this moment and the next
   // live line goes to this consumer too: no hole, no duplicate.
@@ -214,17 +224,27 @@ void UnixSink::admit(int fd) {
 }
 
 void UnixSink::remove(Consumer* consumer) {
-  consumers_.erase(consumer);
+  std::erase_if(consumers_, [consumer](const auto& c) { return c.get() == consumer; });
   stats_.consumers = consumers_.size();
 }
 
 void UnixSink::deliver(const Line& line) {
   replay_.push(line);
-  for (auto& [raw, consumer] : consumers_) raw->deliver(line);
+  if (consumers_.empty()) return;
+  batchBytes_ += line->size();
+  batch_.push_back(line);
+}
+
+void UnixSink::distribute() {
+  if (batch_.empty()) return;
+  for (auto& consumer : consumers_) consumer->deliver(batch_);
+  batch_.clear();
+  batchBytes_ = 0;
 }
 
 void UnixSink::flush() {
-  for (auto& [raw, consumer] : consumers_) raw->flush();
+  distribute();
+  for (auto& consumer : consumers_) consumer->flush();
 }
 
 void UnixSink::close() {
@@ -243,8 +263,9 @@ void UnixSink::retire() {
   }
   if (!unlinked_) ::unlink(config_.path.c_str());
   unlinked_ = true;
+  distribute();
   size_t unsent = 0;
-  for (auto& [raw, consumer] : consumers_) unsent += raw->release();
+  for (auto& consumer : consumers_) unsent += consumer->release();
   stats_.droppedDisconnect += unsent;
   spdlog::info("sink '{}': removed; {} consumer(s) disconnected, {} line(s) unsent", config_.name,
                consumers_.size(), unsent);
@@ -260,14 +281,15 @@ void UnixSink::refilter(const SinkConfig& next) {
 }
 
 bool UnixSink::pending() const {
-  for (const auto& [raw, consumer] : consumers_)
-    if (raw->pending()) return true;
+  if (!batch_.empty()) return true;
+  for (const auto& consumer : consumers_)
+    if (consumer->pending()) return true;
   return false;
 }
 
 size_t UnixSink::queuedBytes() const {
-  size_t total = 0;
-  for (const auto& [raw, consumer] : consumers_) total += raw->queuedBytes();
+  size_t total = batchBytes_ * consumers_.size();
+  for (const auto& consumer : consumers_) total += consumer->queuedBytes();
   return total;
 }
 

@@ -4,11 +4,14 @@
 // A new consumer first gets the sink's replay ring (`replay: N`), then live
 // lines: both happen on the loop thread, so the seam has no hole and no
 // duplicate. Peers not in allow_uids/allow_gids are closed at once.
+// Lines a loop wake-up brings are collected once for the sink and handed to
+// each consumer as one batch at flush(): per consumer, one pass over the batch
+// and one sendmsg, not a walk over every consumer per line.
 #pragma once
 
-#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "event_loop.h"
 #include "logging.h"
@@ -43,10 +46,14 @@ class UnixSink : public Sink {
   void accept();
   void admit(int fd);
   void remove(Consumer* consumer);
+  // Queues the lines taken since the last flush for every consumer.
+  void distribute();
 
   EventLoop& loop_;
   std::unique_ptr<Listener> listener_;
-  std::map<Consumer*, std::unique_ptr<Consumer>> consumers_;
+  std::vector<std::unique_ptr<Consumer>> consumers_;
+  std::vector<Line> batch_;  // taken, not yet queued for the consumers
+  size_t batchBytes_ = 0;
   ReplayRing replay_;
   uint64_t nextId_ = 1;
   bool unlinked_ = false;

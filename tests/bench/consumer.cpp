@@ -6,7 +6,7 @@
 // Opens C connections to each --path (and/or the FIFO), prints "ready", then reads until every
 // connection has N lines or nothing arrived for S seconds (default 10). Each line's first "id" must be
 // the next record (kIdBase + 0, 1, 2, ...); the line's "sent_ns" is the feeder's CLOCK_MONOTONIC time.
-// Prints one JSON object: lines, bytes, seconds (first byte to last line), missing, out_of_order and,
+// Prints "first" when the first byte arrives, then one JSON object: lines, bytes, seconds (first byte to last line), missing, out_of_order and,
 // with --latency, p50/p99/p999/max in microseconds.
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -124,7 +124,11 @@ int main(int argc, char** argv) {
         }
         if (r < 0) break;  // EAGAIN (or an error: the idle timeout reports it)
         uint64_t now = bench::monotonicNs();
-        if (first == 0) first = now;
+        if (first == 0) {
+          first = now;
+          std::puts("first");  // the driver samples the peer's CPU here (hdb_e2e.py: the replay's own cost)
+          std::fflush(stdout);
+        }
         bytes += static_cast<uint64_t>(r);
         std::string_view data(buf.data(), static_cast<size_t>(r));
         while (!data.empty()) {

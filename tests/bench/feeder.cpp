@@ -221,6 +221,7 @@ int main(int argc, char** argv) {
     }
   }
   int lfd;
+  std::string ready;  // said once listen() succeeded: the driver connects as soon as it reads it
   if (lines) {
     lfd = ::socket(AF_UNIX, SOCK_STREAM, 0);
     sockaddr_un a{};
@@ -228,7 +229,7 @@ int main(int argc, char** argv) {
     std::snprintf(a.sun_path, sizeof a.sun_path, "%s", opt.unixPath.c_str());
     ::unlink(a.sun_path);
     if (::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("bind");
-    say("listening " + opt.unixPath);
+    ready = "listening " + opt.unixPath;
   } else {
     lfd = ::socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
@@ -239,9 +240,10 @@ int main(int argc, char** argv) {
     if (::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("bind");
     socklen_t len = sizeof a;
     ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
-    say("port " + std::to_string(ntohs(a.sin_port)));
+    ready = "port " + std::to_string(ntohs(a.sin_port));
   }
   if (::listen(lfd, 128) != 0) die("listen");
+  say(ready);
   std::thread([] {
     std::string line;
     while (std::getline(std::cin, line))

@@ -50,7 +50,8 @@ def bridge_config(tmp: Path, server: hdb.HarperDB4, start: str) -> Path:
 
 def phase(b: run.Bench, server: hdb.HarperDB4, records: int, start: str, insert: bool) -> dict:
     """live (insert=True): the clock runs while N records are inserted and delivered.
-    catch-up: it runs from the bridge's start (connect, subscribe, replay) to the last line delivered."""
+    catch-up: it runs from the bridge's start (connect, subscribe, replay) to the last line delivered.
+    catch-up also reports the CPU from the consumer's first byte to its last line (the replay's own cost)."""
     tmp = Path(tempfile.mkdtemp(dir=b.tmp))
     t0 = time.monotonic()
     bridge = b.start([b.bridge, "--config", str(bridge_config(tmp, server, start))], stdout=None,
@@ -65,9 +66,16 @@ def phase(b: run.Bench, server: hdb.HarperDB4, records: int, start: str, insert:
         cpu0, t0 = run.cpu_seconds(bridge.p.pid), time.monotonic()
         for i in range(0, records, BATCH):
             server.insert("dev", "bench", [record(j) for j in range(i, min(records, i + BATCH))])
+    # live: the inserts above block this thread, so "first" is read late; the clock starts at cpu0 anyway.
+    consumer.expect("first", 600)
+    cpu_first = cpu0 if insert else run.cpu_seconds(bridge.p.pid)
     res = json.loads(consumer.expect("{", 600))
     wall = time.monotonic() - t0
-    cpu = run.cpu_seconds(bridge.p.pid) - cpu0
+    cpu_end = run.cpu_seconds(bridge.p.pid)
+    cpu = cpu_end - cpu0
+    # The lines themselves: CPU from the consumer's first byte to its last line, over that time.
+    res.update({"lines_cpu_s": cpu_end - cpu_first,
+                "lines_core_share": (cpu_end - cpu_first) / res["seconds"] if res["seconds"] else 0.0})
     res.update({"wall_s": wall, "rec_s": records / wall, "bridge_cpu_s": cpu, "bridge_core_share": cpu / wall,
                 "peak_rss_mib": run.status_mib(bridge.p.pid, "VmHWM"),
                 "ok": res["missing"] == 0 and res["out_of_order"] == 0})
@@ -94,6 +102,9 @@ def main() -> int:
         print(f"real HarperDB 4.7, {name:<8}: {r['lines']} records in {r['wall_s']:.2f} s = {r['rec_s']:,.0f} "
               f"records/s (consumer: {r['lines'] / r['seconds']:,.0f}/s from first to last line); bridge CPU {r['bridge_cpu_s']:.2f} s = {r['bridge_core_share']:.1%} of one core, "
               f"peak RSS {r['peak_rss_mib']:.1f} MiB; {'all lines' if r['ok'] else 'MISSING LINES'}")
+        if name == "catch_up":
+            print(f"  {'':<8}  first to last line only: bridge CPU {r['lines_cpu_s']:.2f} s = "
+                  f"{r['lines_core_share']:.1%} of one core")
     print(json.dumps(results))
     return 0 if all(r["ok"] for r in results.values()) else 1
 
