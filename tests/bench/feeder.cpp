@@ -1,6 +1,7 @@
 // bench-feeder: a HarperDB 4 feed as fast as the client reads, or at a fixed rate.
 //
 //   bench-feeder --records N [--mix small|big|txn3] [--rate R] [--unix PATH] [--tls CERT_AND_KEY.pem]
+//                [--protocol hdb4|hdb3]
 //
 // Listens on 127.0.0.1 (an ephemeral port, printed as "port P") and answers every WebSocket upgrade like
 // HarperDB 4 does for /<db>/<table>/ ("conn <request path>"). With --unix PATH it is the direct path
@@ -10,6 +11,9 @@
 // record> <CPU seconds of the sending thread>". It keeps the
 // connection open until killed; what the client sends is never read (no pings with the bench config).
 // With --tls the WebSocket listener speaks wss:// (OpenSSL, the certificate and key from one PEM file).
+// With --protocol hdb3 (and --tls: HarperDB 3 clustering is always wss://) it is HarperDB 3's SocketCluster
+// instead: it answers the handshake and login, waits for one #subscribe ("conn /hdb3/<channel>"), then
+// sends each record as a #publish of an HDB_TRANSACTION on that channel (the small mix's record).
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
@@ -42,6 +46,7 @@ struct Options {
   double rate = 0;  // records/s per connection; 0: as fast as the client reads
   std::string unixPath;
   std::string tlsPem;
+  bool hdb3 = false;
 };
 
 SSL_CTX* tlsCtx = nullptr;
@@ -122,6 +127,87 @@ std::string upgrade(Stream& fd) {
   return req.substr(sp + 1, req.find(' ', sp + 1) - sp - 1);
 }
 
+// --- HarperDB 3 (SocketCluster) ---------------------------------------------------------------------
+
+bool sendText(Stream& s, const std::string& text) {
+  std::string frame(1, static_cast<char>(0x81));
+  size_t n = text.size();
+  if (n < 126) {
+    frame.push_back(static_cast<char>(n));
+  } else {
+    frame.push_back(126);  // client packets here are small; answers too
+    frame.push_back(static_cast<char>(n >> 8));
+    frame.push_back(static_cast<char>(n & 0xff));
+  }
+  frame.append(text);
+  return sendAll(s, frame.data(), frame.size());
+}
+
+// One whole client frame (masked, unfragmented) from `buf` into `payload`, reading more as needed;
+// false when the client went away.
+bool readFrame(Stream& s, std::string& buf, std::string& payload) {
+  for (;;) {
+    const auto* b = reinterpret_cast<const unsigned char*>(buf.data());
+    size_t header = 2;
+    uint64_t len = buf.size() >= 2 ? (b[1] & 0x7f) : 0;
+    if (len == 126) header = 4;
+    if (len == 127) header = 10;
+    bool masked = buf.size() >= 2 && (b[1] & 0x80);
+    if (buf.size() >= header + (masked ? 4 : 0)) {
+      if (header == 4) len = (uint64_t{b[2]} << 8) | b[3];
+      if (header == 10) {
+        len = 0;
+        for (size_t i = 2; i < 10; ++i) len = (len << 8) | b[i];
+      }
+      size_t start = header + (masked ? 4 : 0);
+      if (buf.size() >= 2 && buf.size() - start >= len) {
+        payload.assign(buf, start, len);
+        for (size_t i = 0; masked && i < len; ++i) payload[i] = static_cast<char>(payload[i] ^ buf[header + i % 4]);
+        buf.erase(0, start + len);
+        return true;
+      }
+    }
+    char chunk[4096];
+    ssize_t n = s.recv(chunk, sizeof chunk);
+    if (n <= 0) return false;
+    buf.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+// The text after `key` up to the next delimiter (`"`, `,` or `}`), e.g. a cid or a channel name.
+std::string field(const std::string& packet, const std::string& key) {
+  size_t at = packet.find(key);
+  if (at == std::string::npos) return "";
+  at += key.size();
+  return packet.substr(at, packet.find_first_of("\",}", at) - at);
+}
+
+// HarperDB 3's log-in as the bridge sees it (shared/frames/hdb3/canonical-session.txt): the handshake,
+// the server's login request, the token, then one #subscribe acked. Returns the channel ("": gone).
+std::string socketClusterSession(Stream& s, std::string& buf) {
+  std::string packet;
+  while (readFrame(s, buf, packet)) {
+    std::string cid = field(packet, "\"cid\":");
+    if (packet.find("\"event\":\"#handshake\"") != std::string::npos) {
+      if (!sendText(s, R"({"event":"login","data":"send login credentials","cid":1})") ||
+          !sendText(s, R"({"rid":)" + cid + R"(,"data":{"id":"bench","pingTimeout":3600000,"isAuthenticated":false}})"))
+        return "";
+    } else if (packet.starts_with(R"({"rid":1,)")) {
+      if (!sendText(s, R"({"event":"#setAuthToken","data":{"token":"bench"}})")) return "";
+    } else if (packet.find("\"event\":\"#subscribe\"") != std::string::npos) {
+      if (!sendText(s, R"({"rid":)" + cid + "}")) return "";
+      return field(packet, "\"channel\":\"");
+    }
+  }
+  return "";
+}
+
+uint64_t wallMillis() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
 void sleepUntil(uint64_t ns) {
   timespec ts{static_cast<time_t>(ns / 1000000000ull), static_cast<long>(ns % 1000000000ull)};
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
@@ -129,9 +215,9 @@ void sleepUntil(uint64_t ns) {
 }
 
 // Sends opt.records records on fd; returns false if the client went away.
-bool feed(Stream& fd, const Options& opt, bool lines) {
+bool feed(Stream& fd, const Options& opt, bool lines, const bench::Shape& shape) {
   size_t chunk = opt.mix == bench::Mix::Big ? 32 : 256;
-  bench::Batch batch(opt.mix, chunk, lines);
+  bench::Batch batch(opt.mix, chunk, lines, shape);
   uint64_t t0 = bench::monotonicNs();
   uint64_t n = 0;
   while (n < opt.records) {
@@ -175,13 +261,22 @@ void serve(int sock, Options opt, bool lines) {
     }
   }
   std::string path = lines ? "direct" : upgrade(fd);
+  bench::Shape shape;
+  if (!path.empty() && opt.hdb3) {
+    std::string buf;
+    std::string channel = socketClusterSession(fd, buf);
+    size_t colon = channel.find(':');
+    path = colon == std::string::npos ? "" : "/hdb3/" + channel;
+    shape = {true, channel.substr(0, colon), channel.substr(colon + 1), wallMillis()};
+  }
   if (path.empty()) {
+    if (fd.ssl) SSL_free(fd.ssl);
     ::close(sock);
     return;
   }
   say("conn " + path);
   while (!go.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  feed(fd, opt, lines);
+  feed(fd, opt, lines, shape);
   // Held open: the client's end of stream is the driver stopping us.
   char sink[4096];
   while (fd.recv(sink, sizeof sink) > 0) {
@@ -198,6 +293,7 @@ Options parse(int argc, char** argv) {
     else if (k == "--rate") o.rate = std::stod(v);
     else if (k == "--unix") o.unixPath = v;
     else if (k == "--tls") o.tlsPem = v;
+    else if (k == "--protocol" && (v == "hdb3" || v == "hdb4")) o.hdb3 = v == "hdb3";
     else if (k == "--mix") o.mix = v == "big" ? bench::Mix::Big : v == "txn3" ? bench::Mix::Txn3 : bench::Mix::Small;
     else {
       std::fprintf(stderr, "bench-feeder: unknown option %s\n", k.c_str());
@@ -212,6 +308,10 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   Options opt = parse(argc, argv);
   bool lines = !opt.unixPath.empty();
+  if (opt.hdb3 && (opt.tlsPem.empty() || lines || opt.mix != bench::Mix::Small)) {
+    std::fprintf(stderr, "bench-feeder: --protocol hdb3 needs --tls, the small mix and no --unix\n");
+    return 64;
+  }
   if (!opt.tlsPem.empty()) {
     tlsCtx = SSL_CTX_new(TLS_server_method());
     if (SSL_CTX_use_certificate_chain_file(tlsCtx, opt.tlsPem.c_str()) != 1 ||

@@ -15,11 +15,19 @@ namespace bench {
 
 enum class Mix { Small, Big, Txn3 };  // ~300-byte records; 4 KiB records; 3 records per transaction
 
+// What a frame carries: a HarperDB 4 `put`, or a HarperDB 3 SocketCluster `#publish` of an HDB_TRANSACTION
+// inserting one record on channel "<schema>:<table>" (the shape of /work/shared/frames/hdb3).
+struct Shape {
+  bool hdb3 = false;
+  std::string schema, table;  // hdb3 only
+  uint64_t baseMillis = 0;    // times start here (0: a fixed November 2026 instant); hdb3 wants the wall clock
+};
+
 struct Slot {
-  size_t id;        // offset of the 12-digit id (twice: top level and inside value)
-  size_t valueId;
-  size_t localTime; // offset of the 13-digit integer part of localTime
-  size_t version;   // offset of the 13-digit integer part of version
+  size_t id;        // offset of the 12-digit id (twice: top level and inside value; hdb3: the record's
+  size_t valueId;   // id and the message's id)
+  size_t localTime; // offset of the 13-digit integer part of localTime (hdb3: __origin.timestamp)
+  size_t version;   // offset of the 13-digit integer part of version (hdb3: the message's timestamp)
   size_t sentNs;    // offset of the 19-digit send time (CLOCK_MONOTONIC ns)
   size_t begin, end;
 };
@@ -27,7 +35,7 @@ struct Slot {
 class Batch {
  public:
   // lines: plain JSON lines (the direct path to a consumer) instead of WebSocket frames.
-  Batch(Mix mix, size_t frames, bool lines);
+  Batch(Mix mix, size_t frames, bool lines, const Shape& shape = {});
   // Stamps frame i with record number n (ids, localTime) and the current time; txn groups share version.
   void stamp(size_t i, uint64_t n, uint64_t sentNs);
   const char* data() const { return buf_.data(); }
@@ -38,6 +46,7 @@ class Batch {
 
  private:
   Mix mix_;
+  uint64_t baseMillis_;
   std::string buf_;
   std::vector<Slot> slots_;
   size_t payloadBytes_ = 0;

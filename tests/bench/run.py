@@ -115,8 +115,10 @@ class Bench:
         return cert, both
 
     def feeder(self, records: int, mix: str = "small", rate: float = 0, unix: str | None = None,
-               tls: bool = False) -> tuple[Proc, int]:
+               tls: bool = False, hdb3: bool = False) -> tuple[Proc, int]:
         argv = [str(self.tools / "bench-feeder"), "--records", str(records), "--mix", mix, "--rate", str(rate)]
+        if hdb3:
+            argv += ["--protocol", "hdb3"]
         if unix:
             argv += ["--unix", unix]
         if tls:
@@ -126,9 +128,10 @@ class Bench:
         return f, int(first.split()[1]) if first.startswith("port") else 0
 
     def bridge_config(self, run: Path, port: int, tables: list[str], sink: str, queue_bytes: str,
-                      tls: bool, on_overflow: str = "disconnect") -> Path:
+                      tls: bool, on_overflow: str = "disconnect", hdb3: bool = False) -> Path:
         lines = ["log: {level: warn}", f"state_dir: {run}/state", "servers:", "  feed:",
-                 "    protocol: harperdb4", f"    url: {'wss' if tls else 'ws'}://127.0.0.1:{port}",
+                 f"    protocol: {'harperdb3' if hdb3 else 'harperdb4'}",
+                 f"    url: {'wss' if tls else 'ws'}://127.0.0.1:{port}",
                  "    username: bench", "    password: bench", "    liveness_timeout: 1h"]
         if tls:
             lines.append(f"    tls: {{ca_file: {self.tls_files()[0]}}}")
@@ -149,10 +152,11 @@ class Bench:
         return cfg
 
     def start_peer(self, peer: str, run: Path, port: int, tables: list[str], sink: str,
-                   queue_bytes: str = "16MiB", tls: bool = False, on_overflow: str = "disconnect") -> Proc:
+                   queue_bytes: str = "16MiB", tls: bool = False, on_overflow: str = "disconnect",
+                   hdb3: bool = False) -> Proc:
         """Starts hdb-bridge or the Node reference peer (the caller waits for the feeder to see it connect)."""
         if peer == "bridge":
-            cfg = self.bridge_config(run, port, tables, sink, queue_bytes, tls, on_overflow)
+            cfg = self.bridge_config(run, port, tables, sink, queue_bytes, tls, on_overflow, hdb3)
             log = open(run / "bridge.log", "w")
             out = open(os.devnull, "w") if sink == "stdout" else subprocess.DEVNULL
             p = self.start([self.bridge, "--config", str(cfg)], stdout=out, stderr=log)
@@ -197,12 +201,13 @@ class Bench:
             self.stop_all()
 
     def throughput(self, peer: str, mix: str, records: int, tables: int = 1, consumers: int = 1,
-                   sink: str = "unix", rate: float = 0, latency: bool = False, tls: bool = False) -> dict:
+                   sink: str = "unix", rate: float = 0, latency: bool = False, tls: bool = False,
+                   hdb3: bool = False) -> dict:
         run = Path(tempfile.mkdtemp(dir=self.tmp))
         names = [f"t{i}" for i in range(tables)]
         try:
-            f, port = self.feeder(records, mix, rate, tls=tls)
-            p = self.start_peer(peer, run, port, names, sink, tls=tls)
+            f, port = self.feeder(records, mix, rate, tls=tls or hdb3, hdb3=hdb3)
+            p = self.start_peer(peer, run, port, names, sink, tls=tls or hdb3, hdb3=hdb3)
             for _ in names:
                 f.expect("conn", 20)
             c = None
@@ -338,6 +343,8 @@ def main() -> int:
         record("s4_fifo", "FIFO, one reader", "bridge", b.throughput("bridge", "small", n, sink="fifo"))
         record("ceiling_wss", "ceiling lws receive-only (wss)", "lws", b.ceiling("small", n, tls=True))
         record("s5_wss", "wss, 1 table, 1 unix consumer", "bridge", b.throughput("bridge", "small", n, tls=True))
+        record("s6_hdb3", "HarperDB 3 (wss), 1 table, 1 consumer", "bridge",
+               b.throughput("bridge", "small", n, hdb3=True))
 
         lat_n = 50_000 // scale
         results["latency_bridge"] = b.throughput("bridge", "small", lat_n, rate=10_000, latency=True)
