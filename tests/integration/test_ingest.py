@@ -154,7 +154,7 @@ class SocketSide(IngestCase):
             cmd("insert", "ro", [{"id": 1}], ref="ro"),
             cmd("delete", "ing", [1], ref="del"),
             b'{"op":"insert","database":"dev","table":"ing","records":[{"id":2},7],"ref":"bad"}\n',
-            b'{"op":"insert","database":"dev","table":"ing","records":[{"id":3}]} trailing\n',
+            cmd("insert", "ing", [{"id": 3}]).rstrip(b"\n") + b" " + cmd("insert", "ing", [{"id": 3}]),
             cmd("insert", "ing", [{"id": 4, "n": "fourth"}], ref="b"),
         ]))
         got = c.answers(8)
@@ -293,6 +293,22 @@ class Writes(IngestCase):
         self.assertEqual([(e["op"], e["id"]) for e in changes][-2:], [("put", 3), ("delete", 1)])
         self.assertEqual({(e["op"], e["id"]) for e in changes}, {("put", 1), ("put", 2), ("put", 3), ("delete", 1)})
         self.stop(bridge)
+
+    def test_the_documented_socat_loop(self) -> None:
+        """docs/ingest.md's data-entry one-liner, as written there (but for the socket's path)."""
+        self.start_bridge()
+        script = ("while read -r name; do\n"
+                  "  printf '{\"op\":\"insert\",\"database\":\"dev\",\"table\":\"ing\",\"records\":"
+                  "[{\"name\":\"%s\"}]}\\n' \"$name\"\n"
+                  f"done | socat -t 30 - UNIX-CONNECT:{self.path}\n")
+        p = subprocess.run(["sh", "-c", script], input="Harper\nBear\nOwl\n", capture_output=True, text=True,
+                           timeout=30 * hdb.TIME_SCALE)
+        answers = [json.loads(x) for x in p.stdout.splitlines()]
+        self.assertEqual([(a["line"], a["ok"], a["count"]) for a in answers], [(1, True, 1), (2, True, 1), (3, True, 1)],
+                         p.stderr)
+        hdb.log(f"socat loop answers: {answers}")
+        rows = HDB.op({"operation": "sql", "sql": "SELECT name FROM dev.ing WHERE name IN ('Harper', 'Bear', 'Owl')"})
+        self.assertEqual(sorted(r["name"] for r in rows), ["Bear", "Harper", "Owl"])
 
     def test_a_burst_of_10000_commands_from_4_clients_is_answered_in_order(self) -> None:
         bridge = self.start_bridge({"max_in_flight": 8}, tables=[{"database": "dev", "table": "burst",
