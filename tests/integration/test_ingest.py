@@ -252,6 +252,21 @@ class SocketSide(IngestCase):
         self.assertLess(rss, 64 * 1024, "RSS while paused")
         hdb.log(f"stalled client: {sent} bytes ({lines} commands) accepted before the pause; RSS {rss} KiB")
 
+    def test_a_reload_changing_tables_and_ops_keeps_the_client(self) -> None:
+        bridge = self.start_bridge({"tables": ["dev.ing"], "ops": ["insert"]})
+        c = self.client()
+        c.send(cmd("upsert", "ops", [{"id": 50}], ref="before"))
+        self.assertEqual(c.answers(1)[0]["error"], "this socket may not write to dev.ops (not in the tables: of sink 'in')")
+        text = bridge.config.read_text()
+        bridge.config.write_text(text.replace('"tables": ["dev.ing"], "ops": ["insert"]',
+                                              '"tables": ["dev.ing", "dev.ops"], "ops": ["insert", "upsert"]'))
+        bridge.proc.send_signal(signal.SIGHUP)
+        bridge.wait_log("sinks refiltered: in")
+        c.send(cmd("upsert", "ops", [{"id": 50}], ref="after"))
+        a = c.answers(1)[0]
+        self.assertEqual((a["line"], a["ref"], a["ok"]), (2, "after", True))
+        self.assertEqual(self.stop(bridge)["accepted"], 1)
+
     def test_allow_uids_keeps_others_out(self) -> None:
         bridge = self.start_bridge({"mode": "0666", "allow_uids": ["root"]})
         code = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n"
