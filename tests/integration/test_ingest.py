@@ -222,6 +222,7 @@ class SocketSide(IngestCase):
 
     def test_a_client_that_never_reads_is_paused_not_buffered(self) -> None:
         bridge = self.start_bridge({"queue_bytes": "16KiB"})
+        rss0 = bridge.vmrss_kib()
         stalled = socket.socket(socket.AF_UNIX)
         self.addCleanup(stalled.close)
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -236,7 +237,7 @@ class SocketSide(IngestCase):
             except BlockingIOError:
                 time.sleep(0.02)
         self.assertLess(time.monotonic() - t0, 20, "the bridge kept reading a client that reads nothing")
-        rss = bridge.vmrss_kib()
+        rss = bridge.vmrss_kib() - rss0
         # The bridge still serves others meanwhile.
         other = self.client()
         other.send(cmd("insert", "ing", [{"id": 30}], ref="other"))
@@ -249,8 +250,10 @@ class SocketSide(IngestCase):
         got = reader.answers(lines, timeout=20)
         self.assertEqual([a["line"] for a in got], list(range(1, lines + 1)))
         self.assertTrue(all(a["ref"] == "r" and not a["ok"] for a in got))
-        self.assertLess(rss, 64 * 1024, "RSS while paused")
-        hdb.log(f"stalled client: {sent} bytes ({lines} commands) accepted before the pause; RSS {rss} KiB")
+        # What it holds for the client: a read chunk, a partial line, queue_bytes of answers (ASan keeps freed
+        # memory in quarantine, so it gets more room).
+        self.assertLess(rss, (64 if bridge.under_asan() else 8) * 1024, "RSS growth while paused")
+        hdb.log(f"stalled client: {sent} bytes ({lines} commands) accepted before the pause; RSS +{rss} KiB")
 
     def test_a_reload_changing_tables_and_ops_keeps_the_client(self) -> None:
         bridge = self.start_bridge({"tables": ["dev.ing"], "ops": ["insert"]})
