@@ -108,6 +108,10 @@ void Hdb4Writer::submit(WriteCommand command, WriteDone done) {
 }
 
 void Hdb4Writer::pump() {
+  // While the loop is being torn down (a request closing there answers and
+  // would start the next one) a new request would never finish, nor be freed:
+  // the waiting ones are answered by the destructor instead.
+  if (loop_.closing()) return;
   while (!waiting_.empty() && inFlight_.size() < kMaxConcurrent) {
     Waiting next = std::move(waiting_.front());
     waiting_.pop_front();
