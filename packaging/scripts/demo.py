@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """The README's first command, after deps and build (packaging/scripts/demo.sh): a fresh HarperDB 4.7 on
 127.0.0.1:9925 (operations) and :9926 (HTTP) with dev.animals, hdb-bridge on config/demo.yaml in the
-foreground, a few sample inserts. Ctrl-C or SIGTERM stops everything it started, by PID.
+foreground, a few sample inserts written through the bridge's ingest socket. Ctrl-C or SIGTERM stops everything it started, by PID.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ OPS_PORT, HTTP_PORT = 9925, 9926  # config/demo.yaml points at 9926
 # The demo instance's admin password: config/demo.yaml and the README's curl line use it.
 DEMO_PASSWORD = "password"
 SOCKET = Path("/run/hdb-bridge/animals.sock")  # config/demo.yaml's unix sink
+ENTRY = Path("/run/hdb-bridge/entry.sock")  # config/demo.yaml's ingest sink
 STATE_DIR = Path("/run/hdb-bridge/demo-state")  # config/demo.yaml's state_dir
 SAMPLES = [
     {"id": 1, "name": "Harper", "type": "dog", "age": 5},
@@ -34,6 +37,21 @@ class Stop(Exception):
 
 def on_signal(signum: int, _frame: object) -> None:
     raise Stop(signal.Signals(signum).name)
+
+
+def ingest(command: dict) -> dict:
+    """Writes one command to the bridge's ingest socket; returns its answer line."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(30)
+        s.connect(str(ENTRY))
+        s.sendall((json.dumps(command) + "\n").encode())
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                raise hdb.HdbError(f"{ENTRY} closed without answering")
+            answer += chunk
+    return json.loads(answer)
 
 
 def main() -> int:
@@ -71,7 +89,11 @@ def main() -> int:
               f"{server.timings['ensure_tables']:.1f} s; starting hdb-bridge --config {args.config}", file=sys.stderr)
         bridge = hdb.Bridge(args.binary, config_file=Path(args.config), capture=False)
         bridge.wait_ready(20)
-        server.insert("dev", "animals", SAMPLES)
+        # The samples go in through the bridge's own write path.
+        answer = ingest({"op": "insert", "database": "dev", "table": "animals", "records": SAMPLES, "ref": "samples"})
+        print(f"demo: inserted the samples through {ENTRY}; it answered {json.dumps(answer)}", file=sys.stderr)
+        if not answer.get("ok"):
+            return 1
         time.sleep(0.3)  # let the sample lines print before the instructions
         curl_conf = server.tmp / "curl.conf"  # type: ignore[operator]
         curl_conf.write_text(f'user = "{server.username}:{server.password}"\n')
@@ -79,6 +101,8 @@ def main() -> int:
         print(f"""
 demo: every change to dev.animals prints above as one JSON line. In another shell:
   insert:  curl -sK {curl_conf} http://127.0.0.1:{OPS_PORT}/ -H 'Content-Type: application/json' -d '{{"operation":"insert","database":"dev","table":"animals","records":[{{"id":4,"name":"Rex","type":"dog"}}]}}'
+  or through the bridge:
+           echo '{{"op":"insert","database":"dev","table":"animals","records":[{{"id":5,"name":"Kit","type":"cat"}}]}}' | socat -t 5 - UNIX-CONNECT:{ENTRY}
   tail:    socat - UNIX-CONNECT:{SOCKET}
 demo: Ctrl-C stops hdb-bridge and HarperDB.
 """, file=sys.stderr, flush=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The README's first command, past its install and build steps: packaging/scripts/demo.py starts a fresh
 HarperDB 4.7 on 127.0.0.1:9925/9926 with dev.animals, runs hdb-bridge on config/demo.yaml, inserts three
-samples. They must show on stdout, the Unix socket must be served, and --seconds ends it cleanly (exit 0). ~30 s.
+samples through the bridge's ingest socket. They must be answered ok and show on stdout, the Unix socket must be served, and --seconds ends it cleanly (exit 0). ~30 s.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ class Demo(unittest.TestCase):
         self.assertEqual({e["table"] for e in lines}, {"animals"})
         self.assertIn(f"sink 'animals': listening on {SOCKET}", err)
         self.assertIn(f"socat - UNIX-CONNECT:{SOCKET}", err)
+        answer = [line for line in err.splitlines() if "inserted the samples through" in line]
+        self.assertEqual(len(answer), 1, err[-3000:])
+        self.assertIn('"ref": "samples", "ok": true', answer[0])
+        self.assertIn('"written": [1, 2, 3]', answer[0])
         self.assertIn("demo: HarperDB stopped", err)
 
 
