@@ -1,5 +1,8 @@
 #include "json_util.h"
 
+#include <cmath>
+#include <cstdlib>
+
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -179,6 +182,8 @@ class Scanner {
 
   // -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
   simdjson::error_code number() {
+    const char* start = p_;
+    bool exponent = false;
     if (*p_ == '-') ++p_;
     if (p_ == end_) return simdjson::NUMBER_ERROR;
     if (*p_ == '0') {
@@ -186,15 +191,26 @@ class Scanner {
     } else if (!digits()) {
       return simdjson::NUMBER_ERROR;
     }
+    const size_t integerDigits = size_t(p_ - start);
+    bool fraction = false;
     if (p_ != end_ && *p_ == '.') {
       ++p_;
+      fraction = true;
       if (!digits()) return simdjson::NUMBER_ERROR;
     }
     if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
       ++p_;
+      exponent = true;
       if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
       if (!digits()) return simdjson::NUMBER_ERROR;
     }
+    // Like simdjson, refuse a real number beyond a double's range (1e309):
+    // consumers would read it as infinity, or not at all. Only an exponent or
+    // over 308 integer digits can get there, so common numbers skip strtod.
+    // (A long integer without either is valid JSON that is copied as it is.)
+    if ((exponent || (fraction && integerDigits > 308)) &&
+        std::isinf(std::strtod(std::string(start, p_).c_str(), nullptr)))
+      return simdjson::NUMBER_ERROR;
     return simdjson::SUCCESS;
   }
 

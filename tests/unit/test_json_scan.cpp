@@ -41,6 +41,8 @@ TEST_CASE("scanValue accepts and refuses what a full JSON parser does") {
       "{\"a\":1 \"b\":2}", "01", "1.", ".5", "-", "1e", "1e+", "+1", "0x10", "tru", "truex", "nul", "fals",
       "\"abc", R"("\q")", R"("\u12")", R"("\u12G4")", "\"a\tb\"", "\"a\nb\"", "\"\x01\"", "[1]]", "{}}", "nan",
       "[\"a\",]", "{\"a\":1}x",
+      // a double's range: 1e309 is infinity to a reader (found by fuzz_hdb4_frame); underflow is zero
+      "1e308", "1.7976931348623157e308", "-1e-400", "1e309", "-1E+309", "21.7976931348623157e309",
   };
   for (const char* c : cases) {
     std::string text = c;
@@ -48,6 +50,13 @@ TEST_CASE("scanValue accepts and refuses what a full JSON parser does") {
     // whole document to be exactly one value too.
     CHECK_MESSAGE(accepted(text) == domAccepts(text), text);
   }
+}
+
+TEST_CASE("scanValue: a real number past a double's range, however it is written") {
+  std::string big(320, '9');
+  CHECK_FALSE(accepted(big + ".5"));
+  CHECK_FALSE(domAccepts(big + ".5"));
+  CHECK(accepted("0." + big));
 }
 
 TEST_CASE("scanValue: surrogates only in pairs") {
