@@ -38,7 +38,7 @@ Bridge::Bridge(const Config& config)
 }
 
 void Bridge::build() {
-  for (const auto& sink : config_->sinks) fanout_.add(makeSink(*loop_, sink));
+  for (const auto& sink : config_->sinks) fanout_.add(makeSinkFor(sink));
   for (const auto& [key, spec] : sourcesOf(*config_)) addSource(key, spec);
   telemetry_ = std::make_unique<Telemetry>(*loop_, *config_, sources_, fanout_.sinks());
 }
@@ -63,6 +63,32 @@ void Bridge::addSource(const std::string& key, const SourceSpec& spec) {
                                           [this] { onStateChange(); });
   }
   sources_.push_back({key, config_, std::move(source)});
+}
+
+std::unique_ptr<Sink> Bridge::makeSinkFor(const SinkConfig& sink) {
+  return makeSink(*loop_, sink, [this](std::string_view database, std::string_view table) {
+    return writerFor(database, table);
+  });
+}
+
+WriteTarget Bridge::writerFor(std::string_view database, std::string_view table) {
+  std::string key = std::string(database).append(".").append(table);
+  const TableConfig* found = nullptr;
+  for (const TableConfig& t : config_->tables) {
+    if (t.database != database || t.table != table) continue;
+    if (!found || (t.writable && !found->writable)) found = &t;
+  }
+  if (!found) return {nullptr, "table " + key + " is not in the config"};
+  if (!found->writable) return {nullptr, "table " + key + " is not writable (writable: true on the table allows it)"};
+  const ServerConfig& server = config_->servers.at(found->server);
+  std::string sourceKey = server.name;
+  if (server.protocol == Protocol::HarperDB4) sourceKey += "/" + key;  // as sourcesOf() names it
+  for (RunningSource& running : sources_) {
+    if (running.key != sourceKey) continue;
+    if (TableWriter* writer = running.source->writer(key)) return {writer, {}};
+    break;
+  }
+  return {nullptr, "server '" + server.name + "' cannot write to " + key + " in this build; nothing was written"};
 }
 
 Bridge::~Bridge() {
@@ -157,7 +183,8 @@ void Bridge::onStateChange() {
 bool Bridge::drained() const {
   auto stopped = [](const RunningSource& r) { return r.source->stopped(); };
   return std::all_of(sources_.begin(), sources_.end(), stopped) &&
-         std::all_of(retiring_.begin(), retiring_.end(), stopped) && !fanout_.pending();
+         std::all_of(retiring_.begin(), retiring_.end(), stopped) && !fanout_.pending() &&
+         !fanout_.answering();
 }
 
 void Bridge::afterService() {

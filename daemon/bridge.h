@@ -43,6 +43,10 @@ class Bridge {
   void apply(const ReloadPlan& plan, std::shared_ptr<Config> next);
   void addSource(const std::string& key, const SourceSpec& spec);
   void logStats(const Source& source) const;
+  // The WriterLookup of the ingest sinks: the running config's table and the
+  // running source that carries it.
+  WriteTarget writerFor(std::string_view database, std::string_view table);
+  std::unique_ptr<Sink> makeSinkFor(const SinkConfig& sink);
 
   std::shared_ptr<const Config> config_;
   StateDir stateDir_;  // locked for as long as the bridge runs

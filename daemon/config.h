@@ -20,7 +20,7 @@ inline constexpr size_t kMaxMaxMessageBytes = size_t{1} << 30;
 
 enum class LogLevel { Trace, Debug, Info, Warn, Error };
 enum class Protocol { HarperDB4, HarperDB3 };
-enum class SinkType { Stdout, Unix, Fifo };
+enum class SinkType { Stdout, Unix, Fifo, Ingest };
 
 struct TlsConfig {
   bool verify = true;   // verify the server certificate (chain and host name)
@@ -86,11 +86,11 @@ enum class OverflowPolicy { Disconnect, DropOldest, DropNewest };
 struct SinkConfig {
   std::string name;
   SinkType type = SinkType::Stdout;
-  std::string path;                // unix, fifo
-  std::vector<std::string> tables; // "db.table"; empty = all tables
-  std::vector<std::string> ops;    // envelope ops to pass; empty = all
+  std::string path;                // unix, fifo, ingest
+  std::vector<std::string> tables; // "db.table"; empty = all tables (ingest: all writable tables)
+  std::vector<std::string> ops;    // envelope ops to pass (ingest: write ops allowed); empty = all
   SinkFormat format = SinkFormat::Envelope;
-  size_t queueBytes = 4u << 20;    // per consumer
+  size_t queueBytes = 4u << 20;    // per consumer (ingest: answers waiting for a client to read them)
   // Unset: disconnect for unix and fifo sinks, drop_newest for stdout (whose
   // reader cannot come back).
   std::optional<OverflowPolicy> onOverflow;
@@ -102,6 +102,8 @@ struct SinkConfig {
   // the file mode lets in.
   std::vector<uint32_t> allowUids;
   std::vector<uint32_t> allowGids;
+  size_t maxInFlight = 1;          // ingest: a client's commands at a writer at once
+  size_t maxLineBytes = 1u << 20;  // ingest: a longer command line is answered with an error and skipped
 
   bool operator==(const SinkConfig&) const = default;
 

@@ -311,13 +311,14 @@ void checkTables(Reader& r, const Draft& d) {
 
 // Sink names and paths are unique, and a sink's tables are configured tables.
 void checkSinks(Reader& r, const Draft& d) {
-  std::set<std::string> tables;
+  std::set<std::string> tables, writable;
   bool tablesKnown = !d.tables.empty();  // every table has its database.table, so a missing one is a real error
   for (const TableDraft& t : d.tables) {
     tablesKnown = tablesKnown && !t.cfg.database.empty() && !t.cfg.table.empty();
     tables.insert(t.cfg.key());
+    if (t.cfg.writable) writable.insert(t.cfg.key());
   }
-  checkSinks(r, d.sinks, tables, tablesKnown);
+  checkSinks(r, d.sinks, tables, writable, tablesKnown);
 }
 
 // The directory relative paths in the config start from, made absolute so a

@@ -139,14 +139,16 @@ struct SinkDraft {
   Present present;
   bool typed = false;            // `type` was read
   std::vector<Value> tableRefs;  // the `tables:` entries, checked once all tables are known
+  std::vector<Value> opRefs;     // the `ops:` entries, checked once the type is known
 };
 
 // One entry of `sinks:`, with the checks that need only the entry itself.
 void readSink(Reader& r, const Value& item, SinkDraft& out);
 // Names and paths are unique, and a sink's tables are among `tables` (checked
-// only when `tablesKnown`: every configured table has its database.table).
+// only when `tablesKnown`: every configured table has its database.table); an
+// ingest sink's among `writable`.
 void checkSinks(Reader& r, const std::vector<SinkDraft>& sinks, const std::set<std::string>& tables,
-                bool tablesKnown);
+                const std::set<std::string>& writable, bool tablesKnown);
 
 // ---- metrics (config_metrics.cpp) ----
 

@@ -61,7 +61,7 @@ void Fanout::fill(Route::Data& route) const {
   route.sinks.clear();
   route.wantsEnvelope = route.wantsRecord = route.wantsRaw = false;
   for (const auto& sink : sinks_) {
-    if (!sink->filter().takesTable(route.tableKey)) continue;
+    if (!sink->takesFeed() || !sink->filter().takesTable(route.tableKey)) continue;
     route.sinks.push_back(sink.get());
     route.wantsEnvelope |= sink->format() == SinkFormat::Envelope;
     route.wantsRecord |= sink->format() == SinkFormat::Record;
@@ -119,6 +119,9 @@ void Fanout::Route::publishNotice(const Line& notice) {
 void Fanout::flush() {
   for (Sink* sink : dirty_) sink->flush();
   dirty_.clear();
+  // Sinks outside the feed (ingest sockets) have answers of their own.
+  for (const auto& sink : sinks_)
+    if (!sink->takesFeed()) sink->flush();
 }
 
 void Fanout::close() {
@@ -126,12 +129,24 @@ void Fanout::close() {
 }
 
 bool Fanout::pending() const {
-  return std::any_of(sinks_.begin(), sinks_.end(), [](const auto& s) { return s->pending(); });
+  return std::any_of(sinks_.begin(), sinks_.end(), [](const auto& s) { return s->takesFeed() && s->pending(); });
+}
+
+bool Fanout::answering() const {
+  return std::any_of(sinks_.begin(), sinks_.end(), [](const auto& s) { return !s->takesFeed() && s->pending(); });
 }
 
 void Fanout::logStats() const {
   for (const auto& sink : sinks_) {
     const SinkStats& s = sink->stats();
+    if (!sink->takesFeed()) {
+      const IngestStats& i = s.ingest;
+      spdlog::info("sink '{}': {} commands: {} ok, {} failed, {} malformed, {} refused, {} dropped (client gone), "
+                   "{} in flight; {} bytes of answers written; clients: {} accepted, {} rejected",
+                   sink->config().name, i.commands, i.ok, i.failed, i.malformed, i.refused, i.dropped, i.inFlight,
+                   s.queue.bytesWritten, s.consumersAccepted, s.consumersRejected);
+      continue;
+    }
     spdlog::info("sink '{}': {} lines ({} bytes) taken, {} bytes written; dropped: {} disconnect, {} drop_oldest, "
                  "{} drop_newest, {} reader_gone; {} gap lines; consumers: {} accepted, {} cut off, {} rejected",
                  sink->config().name, s.lines, s.bytes, s.queue.bytesWritten, s.droppedDisconnect,

@@ -84,7 +84,10 @@ class Fanout {
   void flush();
   // Stops every sink from taking consumers (shutdown).
   void close();
+  // Feed lines are still queued in some sink.
   bool pending() const;
+  // An ingest socket still owes a client an answer (in flight or unwritten).
+  bool answering() const;
   const std::vector<std::unique_ptr<Sink>>& sinks() const { return sinks_; }
   // One log line per sink with its counters.
   void logStats() const;

@@ -69,7 +69,7 @@ void Bridge::apply(const ReloadPlan& plan, std::shared_ptr<Config> next) {
   for (const SinkConfig& sink : next->sinks) {
     if (!contains(plan.addSinks, sink.name) && !contains(plan.replaceSinks, sink.name)) continue;
     try {
-      fanout_.add(makeSink(*loop_, sink));
+      fanout_.add(makeSinkFor(sink));
       spdlog::info("sink '{}': {} (reload)", sink.name, contains(plan.addSinks, sink.name) ? "added" : "recreated");
     } catch (const std::exception& e) {
       spdlog::error("reload: {}; this sink is not running (fix it and reload again)", e.what());

@@ -14,6 +14,19 @@
 
 namespace hdb {
 
+// An ingest sink's command counters (docs/ingest.md, "Counters"); every
+// command line ends in exactly one of ok, failed, malformed, refused or
+// dropped (its client left before the answer came).
+struct IngestStats {
+  uint64_t commands = 0;   // non-blank lines read
+  uint64_t ok = 0;         // answered ok by a writer
+  uint64_t failed = 0;     // answered with an error by a writer
+  uint64_t malformed = 0;  // not a valid command (or over max_line_bytes); never forwarded
+  uint64_t refused = 0;    // valid, but the socket's tables/ops or the table's config do not allow it
+  uint64_t dropped = 0;    // in flight when their client left: the answer had no one to go to
+  uint64_t inFlight = 0;   // submitted to a writer, answer not in yet (gauge)
+};
+
 // Per-sink counters, summed over its consumers (docs/sinks.md, "Counters").
 struct SinkStats {
   uint64_t lines = 0;              // lines the sink took (after filters, in its format)
@@ -25,6 +38,7 @@ struct SinkStats {
   uint64_t consumersAccepted = 0;  // connections (fifo: readers) since the start
   uint64_t consumersCut = 0;       // disconnected for falling behind
   uint64_t consumersRejected = 0;  // refused by allow_uids / allow_gids
+  IngestStats ingest;              // type ingest only
 };
 
 class Sink {
@@ -55,6 +69,9 @@ class Sink {
     config_.format = next.format;
     filter_ = SinkFilter(config_.tables, config_.ops);
   }
+  // False for a sink that is no destination for the feed (ingest): the
+  // fan-out never routes lines to it, and flushes it on every wake-up.
+  virtual bool takesFeed() const { return true; }
   // True while lines are queued that could still be written.
   virtual bool pending() const = 0;
   // Bytes waiting in its queues now (every consumer's together).

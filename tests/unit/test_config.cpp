@@ -470,7 +470,7 @@ sinks: [{name: out, type: stdout}]
 tables: [{server: local, database: dev, table: animals}]
 sinks: [{name: out, type: pipe}]
 )",
-       "t.yaml:3:27: sinks[0].type: unknown sink type 'pipe'; expected stdout, unix or fifo\n"},
+       "t.yaml:3:27: sinks[0].type: unknown sink type 'pipe'; expected stdout, unix, fifo or ingest\n"},
       {"unix sink paths", R"(servers: {local: {protocol: harperdb4, url: ws://h:1, username: u, password: p}}
 tables: [{server: local, database: dev, table: animals}]
 sinks:
@@ -485,8 +485,8 @@ sinks:
 tables: [{server: local, database: dev, table: animals}]
 sinks: [{name: out, type: stdout, path: /run/x.sock, mode: "0600"}]
 )",
-       "t.yaml:3:41: sinks[0].path: only unix and fifo sinks take this key\n"
-       "t.yaml:3:60: sinks[0].mode: only unix and fifo sinks take this key\n"},
+       "t.yaml:3:41: sinks[0].path: only unix, fifo and ingest sinks take this key\n"
+       "t.yaml:3:60: sinks[0].mode: only unix, fifo and ingest sinks take this key\n"},
       {"bad queue_bytes", R"(servers: {local: {protocol: harperdb4, url: ws://h:1, username: u, password: p}}
 tables: [{server: local, database: dev, table: animals}]
 sinks:

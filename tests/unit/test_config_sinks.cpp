@@ -148,11 +148,11 @@ TEST_CASE("sinks: errors, with exact messages") {
       {"keys a sink type does not take",
        "  - {name: out, type: stdout, owner: root, replay: 5, allow_uids: [0]}\n"
        "  - {name: f, type: fifo, path: /run/f, replay: 5, allow_gids: [0], mode: '0600', group: root}\n",
-       "t.yaml:4:38: sinks[0].owner: only unix and fifo sinks take this key\n"
+       "t.yaml:4:38: sinks[0].owner: only unix, fifo and ingest sinks take this key\n"
        "t.yaml:4:52: sinks[0].replay: only unix sinks take this key\n"
-       "t.yaml:4:67: sinks[0].allow_uids: only unix sinks take this key\n"
+       "t.yaml:4:67: sinks[0].allow_uids: only unix and ingest sinks take this key\n"
        "t.yaml:5:49: sinks[1].replay: only unix sinks take this key\n"
-       "t.yaml:5:64: sinks[1].allow_gids: only unix sinks take this key\n"},
+       "t.yaml:5:64: sinks[1].allow_gids: only unix and ingest sinks take this key\n"},
       {"misspelt key", "  - {name: out, type: stdout, on_overflw: drop_oldest}\n",
        "t.yaml:4:31: sinks[0].on_overflw: unknown key; did you mean 'on_overflow'?\n"},
   };
