@@ -482,8 +482,9 @@ void Hdb3Source::lost(lws* wsi, const std::string& why) {
   if (wsi) lws_set_opaque_user_data(wsi, nullptr);  // no more callbacks for this one
   wsi_ = nullptr;
   // Writes still waiting for their echo will not get it on another connection.
+  bool stopping = client_.state() == State::Closing || client_.state() == State::Stopped || loop_.closing();
   for (Channel& ch : channels_)
-    if (ch.writer) ch.writer->connectionLost();
+    if (ch.writer) ch.writer->connectionLost(stopping);
   stepTimer_.cancel();
   livenessTimer_.cancel();
   for (auto& m : outbox_) std::fill(m.begin(), m.end(), '\0');

@@ -79,13 +79,16 @@ void Hdb3Writer::onTransaction(const Hdb3Transaction& txn) {
   done(std::move(r));
 }
 
-void Hdb3Writer::connectionLost() {
+void Hdb3Writer::connectionLost(bool stopping) {
   if (pending_.empty()) return;
-  spdlog::warn("server '{}': table {}.{}: connection lost with {} write(s) waiting for confirmation", server_,
-               table_.database, table_.table, pending_.size());
-  failAll(fmt::format("the connection to server '{}' was lost before HarperDB 3 confirmed the write; it may or may "
-                      "not have been applied",
-                      server_));
+  spdlog::warn("server '{}': table {}.{}: connection {} with {} write(s) waiting for confirmation", server_,
+               table_.database, table_.table, stopping ? "closed" : "lost", pending_.size());
+  failAll(stopping ? fmt::format("the bridge stopped before HarperDB 3 confirmed the write on server '{}'; it may or "
+                                 "may not have been applied",
+                                 server_)
+                   : fmt::format("the connection to server '{}' was lost before HarperDB 3 confirmed the write; it "
+                                 "may or may not have been applied",
+                                 server_));
 }
 
 void Hdb3Writer::failAll(const std::string& error) {

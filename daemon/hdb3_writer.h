@@ -53,8 +53,8 @@ class Hdb3Writer : public TableWriter {
 
   // A committed transaction arrived on the table's channel (ours or anyone's).
   void onTransaction(const Hdb3Transaction& txn);
-  // The connection ended: nothing pending can be confirmed any more.
-  void connectionLost();
+  // The connection ended (`stopping`: closed by shutdown()): nothing pending can be confirmed any more.
+  void connectionLost(bool stopping);
 
   size_t pending() const { return pending_.size(); }
 

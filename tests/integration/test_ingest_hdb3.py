@@ -218,6 +218,32 @@ class IngestHdb3(unittest.TestCase):
         print(f"\n{n * per} commands from {n} clients answered in {elapsed:.1f} s ({n * per / elapsed:.0f}/s)",
               file=sys.stderr)
 
+    def test_4_bridge_stops_with_writes_pending(self) -> None:
+        """SIGTERM with writes waiting for their echo: each is answered before the bridge exits."""
+        text = BRIDGE.config.read_text().replace(str(SOCKETS / "burst.sock"), str(SOCKETS / "stop.sock"))
+        text = text.replace(f"path: {SOCKETS / 'in.sock'}", f"path: {SOCKETS / 'in2.sock'}")
+        bridge = hdb.Bridge(BIN, text)
+        self.addCleanup(bridge.cleanup)
+        bridge.wait_ready(30)
+        c = self.client("stop.sock")
+        total = 300
+        c.send(*(cmd("insert", [{"id": f"stop-{i}"}], ref=i) for i in range(total)))
+        c.answers(20, 20)
+        self.assertEqual(bridge.stop(), 0)
+        c.wait_eof(10)
+        answers = c.envelopes()
+        self.assertEqual([a["ref"] for a in answers], list(range(len(answers))))
+        errors = [a["error"] for a in answers if not a["ok"]]
+        waiting = [e for e in errors if e.startswith("the bridge stopped") and "may or may not have been applied" in e]
+        refused = [e for e in errors if e.endswith("is not connected; nothing was written")]
+        self.assertEqual(len(waiting) + len(refused), len(errors), set(errors))
+        self.assertTrue(waiting, "writes were waiting for their echo when the bridge stopped")
+        # Whatever was answered ok is in HarperDB.
+        confirmed = [f"stop-{a['ref']}" for a in answers if a["ok"]]
+        self.assertEqual(sorted(read_back("animals", confirmed)), sorted(confirmed))
+        print(f"\nbridge stopped: {len(answers) - len(errors)} confirmed, {len(waiting)} maybe applied, "
+              f"{len(refused)} refused, {total - len(answers)} not answered (not read yet)", file=sys.stderr)
+
     def test_9_server_goes_away_with_writes_pending(self) -> None:
         """Last: HarperDB 3 is killed (tearDownModule cleans up)."""
         c = self.client("burst.sock")
