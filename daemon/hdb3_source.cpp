@@ -410,7 +410,8 @@ void Hdb3Source::logMalformed(const std::string& what) {
 void Hdb3Source::send(std::string text) {
   if (!wsi_) return;
   // Each writable table may have up to kHdb3MaxPendingWrites publishes on their way.
-  size_t writable = size_t(std::count_if(channels_.begin(), channels_.end(), [](const Channel& c) { return c.writer != nullptr; }));
+  auto writable = size_t(
+      std::count_if(channels_.begin(), channels_.end(), [](const Channel& c) { return c.writer != nullptr; }));
   if (outbox_.size() >= 2 * channels_.size() + kOutboxSlack + writable * kHdb3MaxPendingWrites) {
     abandon("the server does not read what we send", false);
     return;
