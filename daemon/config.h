@@ -58,6 +58,9 @@ struct ServerConfig {
   // How far back the server keeps history (HarperDB's audit log, 3 days by
   // default): a checkpoint older than this cannot be resumed without a gap.
   std::chrono::milliseconds historyRetention{std::chrono::hours(72)};
+  // A write (writer.h) not answered (HarperDB 4) or confirmed on the feed
+  // (HarperDB 3) within this is reported as failed: it may or may not apply.
+  std::chrono::milliseconds writeTimeout{std::chrono::seconds(30)};
   // Reload compares whole servers: any difference reconnects its tables.
   bool operator==(const ServerConfig&) const = default;
 };

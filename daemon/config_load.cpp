@@ -123,6 +123,10 @@ const Key<ServerDraft> kServerKeys[] = {
      [](Reader& r, const Value& v, ServerDraft& s) {
        readDuration(r, v, std::chrono::seconds(2), s.cfg.livenessTimeout);
      }},
+    {"write_timeout", false,
+     [](Reader& r, const Value& v, ServerDraft& s) {
+       readDuration(r, v, std::chrono::seconds(1), s.cfg.writeTimeout);
+     }},
     {"history_retention", false,
      [](Reader& r, const Value& v, ServerDraft& s) {
        readDuration(r, v, std::chrono::minutes(1), s.cfg.historyRetention);

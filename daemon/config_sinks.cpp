@@ -244,7 +244,9 @@ void readSink(Reader& r, const Value& item, SinkDraft& s) {
   }
   if (s.cfg.type != SinkType::Stdout) {
     const char* type = s.cfg.type == SinkType::Unix ? "unix" : s.cfg.type == SinkType::Fifo ? "fifo" : "ingest";
-    if (!present.count("path")) r.error(item, std::string("missing required key 'path' (a ") + type + " sink needs one)");
+    if (!present.count("path"))
+      r.error(item, std::string("missing required key 'path' (") + (s.cfg.type == SinkType::Ingest ? "an " : "a ") +
+                        type + " sink needs one)");
   }
   if ((s.cfg.type == SinkType::Unix || s.cfg.type == SinkType::Ingest) && s.cfg.path.size() > kMaxSocketPath)
     r.error(present.at("path"), "is " + std::to_string(s.cfg.path.size()) +

@@ -42,6 +42,7 @@ Hdb4Source::Hdb4Source(EventLoop& loop, const ServerConfig& server, const TableC
       checkpoint_(checkpoint),
       client_(loop, name_, server.url.host, [this](const std::string& a, const std::string& e) { open(a, e); },
               std::move(onStateChange)),
+      writer_(table.writable ? std::make_unique<Hdb4Writer>(loop, server, table) : nullptr),
       settleTimer_(loop) {
   char buf[512];
   if (lws_http_basic_auth_gen(server.username.c_str(), server.password.c_str(), buf, sizeof buf) == 0)
@@ -378,6 +379,10 @@ const char* Hdb4Source::stateName() const {
     case State::Stopped: return "stopped";
   }
   return "unknown";
+}
+
+TableWriter* Hdb4Source::writer(std::string_view key) {
+  return key == table_.key() ? writer_.get() : nullptr;
 }
 
 void Hdb4Source::tableStats(std::vector<TableStats>& out) const {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "checkpoint.h"
@@ -19,6 +20,7 @@
 #include "event_loop.h"
 #include "fanout.h"
 #include "hdb4_frame.h"
+#include "hdb4_writer.h"
 #include "logging.h"
 #include "lws_client.h"
 #include "reconnecting_client.h"
@@ -50,6 +52,7 @@ class Hdb4Source : public Source, public LwsClient {
   const SourceStats& stats() const override { return stats_; }
   const char* stateName() const override;
   void tableStats(std::vector<TableStats>& out) const override;
+  TableWriter* writer(std::string_view key) override;
 
   // The lws protocol callback for every HarperDB 4 client connection.
   int onLwsEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) noexcept override;
@@ -76,6 +79,7 @@ class Hdb4Source : public Source, public LwsClient {
   Fanout::Route route_;
   CheckpointBook::Entry& checkpoint_;
   ReconnectingClient client_;
+  std::unique_ptr<Hdb4Writer> writer_;  // when the table is writable
   lws* wsi_ = nullptr;
   std::string authHeader_;
   std::string message_;           // reassembly buffer, padded for simdjson

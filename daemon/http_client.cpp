@@ -9,15 +9,24 @@ constexpr size_t kMaxResponseBytes = 16u << 20;
 }
 
 HttpRequest::HttpRequest(EventLoop& loop, const ServerConfig& server, Url url, std::string body, Done done)
-    : loop_(loop), server_(server), url_(std::move(url)), body_(std::move(body)), done_(std::move(done)) {
+    : loop_(loop),
+      serverName_(server.name),
+      verify_(server.tls.verify),
+      url_(std::move(url)),
+      body_(std::move(body)),
+      done_(std::move(done)),
+      timeout_(loop) {
   char buf[512];
   if (lws_http_basic_auth_gen(server.username.c_str(), server.password.c_str(), buf, sizeof buf) == 0) auth_ = buf;
   std::memset(buf, 0, sizeof buf);
 }
 
-void HttpRequest::post(EventLoop& loop, const ServerConfig& server, const Url& url, std::string body, Done done) {
+void HttpRequest::post(EventLoop& loop, const ServerConfig& server, const Url& url, std::string body, Done done,
+                       std::chrono::milliseconds timeout) {
   auto* request = new HttpRequest(loop, server, url, std::move(body), std::move(done));
-  loop.resolver().resolve(url.host, [request](const std::string& address, const std::string& error) {
+  if (timeout.count() > 0) request->timeout_.start(timeout, [request, timeout] { request->timedOut(timeout); });
+  request->ticket_ = loop.resolver().resolve(url.host, [request](const std::string& address, const std::string& error) {
+    request->ticket_ = 0;
     if (!error.empty()) return request->finish(error);
     request->open(address);
   });
@@ -26,7 +35,7 @@ void HttpRequest::post(EventLoop& loop, const ServerConfig& server, const Url& u
 void HttpRequest::open(const std::string& address) {
   lws_client_connect_info ci{};
   ci.context = loop_.context();
-  ci.vhost = loop_.clientVhost(server_.name);
+  ci.vhost = loop_.clientVhost(serverName_);
   ci.address = address.c_str();
   ci.port = url_.port;
   ci.host = url_.host.c_str();
@@ -37,14 +46,27 @@ void HttpRequest::open(const std::string& address) {
   ci.opaque_user_data = opaque();
   if (url_.tls) {
     ci.ssl_connection = LCCSCF_USE_SSL;
-    if (!server_.tls.verify)
+    if (!verify_)
       ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
                            LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
   }
   // A NULL return may come after lws already reported the failure through
   // CLIENT_CONNECTION_ERROR (and so deleted us): only report it if it did not.
   auto alive = alive_;
-  if (!lws_client_connect_via_info(&ci) && *alive) finish("cannot start the connection");
+  lws* wsi = lws_client_connect_via_info(&ci);
+  if (!*alive) return;
+  if (!wsi) return finish("cannot start the connection");
+  wsi_ = wsi;
+}
+
+void HttpRequest::timedOut(std::chrono::milliseconds after) {
+  if (ticket_) loop_.resolver().cancel(ticket_);
+  if (wsi_) {
+    // Let lws close the connection on its own time, without telling us.
+    lws_set_opaque_user_data(wsi_, nullptr);
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+  }
+  finish("no answer within " + std::to_string(after.count() / 1000) + " s");
 }
 
 int HttpRequest::onLwsEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) noexcept {
@@ -71,8 +93,8 @@ int HttpRequest::onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t
       return 0;
     }
     case LWS_CALLBACK_CLIENT_HTTP_WRITEABLE: {
-      if (sent_) return 0;
-      sent_ = true;
+      if (response_.sent) return 0;
+      response_.sent = true;
       // lws_write needs LWS_PRE bytes of headroom before the payload.
       std::string buf(LWS_PRE + body_.size(), '\0');
       std::memcpy(buf.data() + LWS_PRE, body_.data(), body_.size());
@@ -113,13 +135,14 @@ int HttpRequest::onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t
 }
 
 void HttpRequest::finish(std::string error) {
+  timeout_.cancel();
   if (!error.empty()) {
     response_.status = 0;
     response_.error = std::move(error);
   }
   *alive_ = false;
   Done done = std::move(done_);
-  HttpResponse response = std::move(response_);
+  HttpResult response = std::move(response_);
   delete this;
   if (done) done(response);
 }

@@ -49,7 +49,7 @@ class Installer {
     const Step& step = steps_[index_];
     std::fprintf(stderr, "hdb-bridge: %s (%s://%s:%u%s)\n", step.what.c_str(), url_.tls ? "https" : "http",
                  url_.host.c_str(), unsigned(url_.port), url_.path.c_str());
-    HttpRequest::post(loop_, server_, url_, step.body, [this](const HttpResponse& r) {
+    HttpRequest::post(loop_, server_, url_, step.body, [this](const HttpResult& r) {
       if (r.status == 200) {
         ++index_;
         return next();

@@ -168,6 +168,28 @@ void sinkMetrics(Exposition& out, const std::vector<std::unique_ptr<Sink>>& sink
   each([&](const Sink& k, std::string_view n) { out.sample({{"sink", n}}, k.stats().consumersRejected); });
 }
 
+// Ingest sockets (docs/ingest.md): every command line ends in one result.
+void ingestMetrics(Exposition& out, const std::vector<std::unique_ptr<Sink>>& sinks) {
+  auto each = [&](auto&& fn) {
+    for (const auto& sink : sinks)
+      if (sink->config().type == SinkType::Ingest) fn(sink->stats().ingest, std::string_view(sink->config().name));
+  };
+  out.family("hdb_bridge_ingest_commands_total", Type::Counter,
+             "Command lines an ingest socket read, by result: ok, failed (the writer answered with an error), "
+             "malformed (not a valid command; never forwarded), refused (tables:/ops: of the socket or the table's "
+             "config do not allow it), dropped (its client left before the answer); in_flight ones have none yet.");
+  each([&](const IngestStats& i, std::string_view n) {
+    out.sample({{"sink", n}, {"result", "ok"}}, i.ok);
+    out.sample({{"sink", n}, {"result", "failed"}}, i.failed);
+    out.sample({{"sink", n}, {"result", "malformed"}}, i.malformed);
+    out.sample({{"sink", n}, {"result", "refused"}}, i.refused);
+    out.sample({{"sink", n}, {"result", "dropped"}}, i.dropped);
+  });
+  out.family("hdb_bridge_ingest_in_flight", Type::Gauge,
+             "Commands submitted to a writer whose answer a connected client still waits for.");
+  each([&](const IngestStats& i, std::string_view n) { out.sample({{"sink", n}}, i.inFlight); });
+}
+
 void processMetrics(Exposition& out, const BridgeView& view, const HttpCounters& http) {
   out.family("hdb_bridge_build_info", Type::Gauge, "Always 1; the version is a label.");
   out.sample({{"version", HDB_BRIDGE_VERSION}}, uint64_t{1});
@@ -210,6 +232,7 @@ std::string renderMetrics(const BridgeView& view, const HttpCounters& http) {
   tableMetrics(out, rows);
   serverMetrics(out, view.sources, rows);
   sinkMetrics(out, view.sinks);
+  ingestMetrics(out, view.sinks);
   processMetrics(out, view, http);
   return out.take();
 }

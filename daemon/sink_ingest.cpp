@@ -316,11 +316,13 @@ class IngestSink::Client : public RawFdHandler {
     if (wsi_) closeRawFdAsync(wsi_);
   }
 
-  void logBad(uint64_t line, const std::string& error) {
+  void logBad(uint64_t line, std::string error) {
     uint64_t held = 0;
-    if (sink_.badLineLog_.allow(held))
-      spdlog::warn("sink '{}': client #{} ({}) line {}: {} ({} more not logged)", sink_.config().name, id_, peer_,
-                   line, error, held);
+    if (!sink_.badLineLog_.allow(held)) return;
+    // The message may quote the client (an unknown key): one log line, no terminal control.
+    std::replace_if(error.begin(), error.end(), [](char c) { return (c >= 0 && c < 0x20) || c == 0x7f; }, '?');
+    spdlog::warn("sink '{}': client #{} ({}) line {}: {} ({} more not logged)", sink_.config().name, id_, peer_,
+                 line, error, held);
   }
 
   IngestSink& sink_;

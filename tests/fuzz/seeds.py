@@ -74,6 +74,9 @@ def main() -> int:
         for m in re.finditer(r'R"\((.*?)\)"', f.read_text(), re.S):
             if "servers" in m.group(1) or "sinks" in m.group(1):
                 add("fuzz_config", m.group(1))
+    # Ingest command lines: the unit tests' commands, valid and not.
+    for m in re.finditer(r'R"\((\{.*?)\)"', (REPO / "tests" / "unit" / "test_write_command.cpp").read_text()):
+        add("fuzz_write_command", m.group(1))
     for name, n in sorted(counts.items()):
         print(f"seeds: {name}: {n}")
     return 0

@@ -19,13 +19,11 @@ One HarperDB 3.3 per module (hdb3.py keeps the host lock). Needs HDB_BRIDGE_BIN 
 from __future__ import annotations
 
 import faulthandler
-import http.client
 import json
 import os
 import signal
 import sys
 import tempfile
-import threading
 import time
 import unittest
 from decimal import Decimal
@@ -35,6 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import hdb  # noqa: E402
 import hdb3  # noqa: E402
+from steady_writer import SteadyWriter as Writer  # noqa: E402
 from tcp_proxy import TcpProxy  # noqa: E402
 
 BIN = hdb.bridge_binary()
@@ -75,72 +74,6 @@ def tearDownModule() -> None:
 
 def note(msg: str) -> None:
     print(f"[hdb3-resume] {msg}", file=sys.stderr, flush=True)
-
-
-class Writer:
-    """Inserts ids first..last in batches at a steady rate in a thread, each batch retried until HarperDB 3
-    confirms it (a batch that committed before its answer was lost comes back as skipped: still written)."""
-
-    def __init__(self, table: str, last: int = N, rate: float = 400.0) -> None:
-        self.table = table
-        self.last = last
-        self.interval = BATCH / rate
-        self.confirmed: list[int] = []
-        self.failed_attempts = 0
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"writer-{table}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            next_at = time.monotonic()
-            for start in range(1, self.last + 1, BATCH):
-                if self._stop.is_set():
-                    return
-                self._insert(list(range(start, min(start + BATCH, self.last + 1))))
-                next_at += self.interval
-                if self._stop.wait(max(0.0, next_at - time.monotonic())):
-                    return
-                next_at = max(next_at, time.monotonic())
-        except BaseException as e:  # noqa: BLE001 - reported by join()
-            self.error = e
-
-    def _insert(self, ids: list[int]) -> None:
-        deadline = time.monotonic() + 120
-        records = [{"id": i, "seq": i} for i in ids]
-        while True:
-            try:
-                answer = HDB.insert(SCHEMA, self.table, records)
-                done = set(answer.get("inserted_hashes", [])) | set(answer.get("skipped_hashes", []))
-                if done != set(ids):
-                    raise hdb.HdbError(f"insert answered {answer}")
-                self.confirmed.extend(ids)
-                return
-            except (OSError, hdb.HdbError, http.client.HTTPException, ValueError) as e:
-                self.failed_attempts += 1
-                if time.monotonic() > deadline:
-                    raise hdb.HdbError(f"{self.table}: ids {ids[0]}..{ids[-1]} not confirmed within 120 s: {e}")
-                if self._stop.wait(0.2):
-                    return
-
-    def wait_count(self, n: int, timeout: float = 60) -> None:
-        hdb.wait_for(lambda: len(self.confirmed) >= n or self.error is not None, timeout, f"{n} ids written")
-        if self.error:
-            raise AssertionError(f"writer failed: {self.error!r}")
-
-    def join(self, timeout: float = 180) -> set[int]:
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            self._stop.set()
-            raise TimeoutError(f"writer for {self.table} still running after {timeout} s")
-        if self.error:
-            raise AssertionError(f"writer for {self.table} failed: {self.error!r}")
-        return set(self.confirmed)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(15)
 
 
 class Feed:
@@ -208,7 +141,8 @@ class ResumeCase(unittest.TestCase):
         self.t0 = time.monotonic()
 
     def write(self, table: str, last: int = N) -> Writer:
-        writer = Writer(table, last)
+        writer = Writer(table, lambda records: HDB.insert(SCHEMA, table, records), last, rate=400.0, batch=BATCH,
+                        retry_pause=0.2).start()
         self.addCleanup(writer.stop)
         return writer
 

@@ -22,6 +22,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import hdb  # noqa: E402
+from neighbour import HealthyNeighbour  # noqa: E402
 from hdb4_fake import FakeHdb4Server, Hdb4Conn, change, frame_header, stream_changes  # noqa: E402
 
 BIN = hdb.bridge_binary()
@@ -88,29 +89,7 @@ class Hostile(unittest.TestCase):
         self.addCleanup(bad_consumer.close)
         consumer.wait_lines(lambda e: e.get("table") == "good", 20, 10)
         self.assertTrue(ready.wait(10 * hdb.TIME_SCALE), "the bridge connects to the hostile server")
-        under_asan = bridge.under_asan()
-        watch_memory = not hdb.VALGRIND  # under valgrind, VmRSS is valgrind's; its leak check stands in
-        # ASan keeps freed memory in quarantine: allow it more headroom than glibc's malloc.
-        tolerance = (48 if under_asan else 8) * 1024
-
-        def good_ids() -> list[int]:
-            return [e["id"] for e in consumer.envelopes() if e.get("table") == "good"]
-
-        def check_healthy(what: str) -> None:
-            before = len(good_ids())
-            hdb.wait_for(lambda: len(good_ids()) >= before + 10, 10, f"healthy lines flowing after {what}")
-            ids = good_ids()
-            # Each reconnect of the healthy feed starts again at 1; within a connection ids go up by 1.
-            breaks = [(a, b) for a, b in zip(ids, ids[1:]) if b != a + 1 and b != 1]
-            self.assertEqual(breaks, [], f"the healthy consumer's stream is intact after {what}")
-            self.assertTrue(bridge.alive(), f"the bridge survived {what}\n{bridge.log()[-3000:]}")
-
-        def settle_memory(what: str) -> int:
-            try:
-                return hdb.wait_for(lambda: (r := bridge.vmrss_kib()) <= baseline + tolerance and r, 15,
-                                    f"VmRSS back near its baseline after {what}", interval=0.5)
-            except TimeoutError:
-                self.fail(f"VmRSS {bridge.vmrss_kib()} KiB after {what}, baseline {baseline} KiB")
+        neighbour = HealthyNeighbour(self, bridge, consumer)
 
         def scenario(name: str, play: Callable[[Hdb4Conn], None], expect: str | None,
                      then_drop: bool = True) -> None:
@@ -132,16 +111,14 @@ class Hostile(unittest.TestCase):
             if expect:
                 hdb.wait_for(lambda: expect in bridge.log()[mark:], 15,
                              f"{expect!r} in the log after {name}:\n{bridge.log()[mark:][-3000:]}")
-            check_healthy(name)
-            rss = settle_memory(name) if baseline and watch_memory else bridge.vmrss_kib()
+            rss = neighbour.after(name)
             results.append(f"{name}: {time.monotonic() - t0:.1f} s, VmRSS {rss} KiB")
 
         results: list[str] = []
-        baseline = 0
         # Warm-up: one ordinary change through the hostile server, then the baseline.
         scenario("warm-up", lambda c: c.send_json(change(1)), "subscribed")
         time.sleep(1)
-        baseline = bridge.vmrss_kib()
+        neighbour.take_baseline()
 
         def invalid_json(c: Hdb4Conn) -> None:
             for text in ["{not json", "{\"id\":1,", "]", "", "nul", "{\"id\":1}{\"id\":2}", "\"unterminated"]:
@@ -241,7 +218,8 @@ class Hostile(unittest.TestCase):
         self.assertFalse(any(PASSWORD in line for line in bridge.lines + consumer.lines + bad_consumer.lines))
         for s in (healthy, bad):
             self.assertEqual([repr(e) for e in s.errors], [])
-        print("\n".join(["", *results, f"baseline VmRSS {baseline} KiB (ASan: {under_asan})"]), file=sys.stderr)
+        print("\n".join(["", *results, f"baseline VmRSS {neighbour.baseline} KiB (ASan: {neighbour.under_asan})"]),
+              file=sys.stderr)
         print("\n".join(line for line in log.splitlines() if "messages," in line), file=sys.stderr)
 
 

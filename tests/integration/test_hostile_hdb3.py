@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import hdb  # noqa: E402
+from neighbour import HealthyNeighbour  # noqa: E402
 from hdb3 import FakeConnection, FakeScServer, publish_packet  # noqa: E402
 from ws_fake import FakeWsServer, frame_header  # noqa: E402
 
@@ -141,31 +142,7 @@ class HostileHdb3(unittest.TestCase):
         self.addCleanup(bad_consumer.close)
         consumer.wait_lines(lambda e: e.get("table") == "good", 20, 15)
         self.assertTrue(hostile.subscribed.wait(15 * hdb.TIME_SCALE), "the bridge logs in to the hostile server")
-        watch_memory = not hdb.VALGRIND  # under valgrind, VmRSS is valgrind's; its leak check stands in
-        under_asan = bridge.under_asan()
-        tolerance = (48 if under_asan else 8) * 1024
-
-        def good_ids() -> list[int]:
-            return [e["id"] for e in consumer.envelopes() if e.get("table") == "good"]
-
-        def check_healthy(what: str) -> None:
-            before = len(good_ids())
-            try:
-                hdb.wait_for(lambda: len(good_ids()) >= before + 10, 10, f"healthy lines flowing after {what}")
-            except TimeoutError as e:
-                self.fail(f"{e}\n{bridge.log()[-3000:]}")
-            ids = good_ids()
-            # Each reconnect of the healthy feed starts again at 1; within a connection ids go up by 1.
-            breaks = [(a, b) for a, b in zip(ids, ids[1:]) if b != a + 1 and b != 1]
-            self.assertEqual(breaks, [], f"the healthy consumer's stream is intact after {what}")
-            self.assertTrue(bridge.alive(), f"the bridge survived {what}\n{bridge.log()[-3000:]}")
-
-        def settle_memory(what: str) -> int:
-            try:
-                return hdb.wait_for(lambda: (r := bridge.vmrss_kib()) <= baseline + tolerance and r, 15,
-                                    f"VmRSS back near its baseline after {what}", interval=0.5)
-            except TimeoutError:
-                self.fail(f"VmRSS {bridge.vmrss_kib()} KiB after {what}, baseline {baseline} KiB")
+        neighbour = HealthyNeighbour(self, bridge, consumer)
 
         def probe(name: str) -> None:
             """A record on the hostile server's other table must still come through."""
@@ -174,7 +151,6 @@ class HostileHdb3(unittest.TestCase):
             bad_consumer.wait_lines(lambda e: e.get("id") == key, 1, 15)
 
         results: list[str] = []
-        baseline = 0
 
         def scenario(name: str, play: Callable[[FakeConnection], None], expect: str | None = None,
                      resets: bool = False) -> None:
@@ -204,13 +180,12 @@ class HostileHdb3(unittest.TestCase):
             probe(name)
             if not resets:
                 self.assertEqual(len(bad.connections), connections, f"{name} did not cost the connection")
-            check_healthy(name)
-            rss = settle_memory(name) if baseline and watch_memory else bridge.vmrss_kib()
+            rss = neighbour.after(name)
             results.append(f"{name}: {time.monotonic() - t0:.1f} s, VmRSS {rss} KiB")
 
         scenario("warm-up", lambda c: c.send(publish_packet("bad", "insert", 1, [{"id": "warm"}])))
         time.sleep(1)
-        baseline = bridge.vmrss_kib()
+        neighbour.take_baseline()
 
         def invalid_json(c: FakeConnection) -> None:
             for text in ["{not json", '{"event":"#publish",', "]", "", "nul", '{"rid":1}{"rid":2}', '"unterminated',
@@ -346,7 +321,7 @@ class HostileHdb3(unittest.TestCase):
         self.assertFalse(any(PASSWORD in line for line in bridge.lines + consumer.lines + bad_consumer.lines))
         for s in (healthy, bad):
             self.assertEqual([repr(e) for e in s.errors], [])
-        print("\n".join(["", *results, f"baseline VmRSS {baseline} KiB (ASan: {under_asan})"]),
+        print("\n".join(["", *results, f"baseline VmRSS {neighbour.baseline} KiB (ASan: {neighbour.under_asan})"]),
               file=sys.stderr)
         print("\n".join(line for line in log.splitlines() if "messages," in line), file=sys.stderr)
 

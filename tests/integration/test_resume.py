@@ -22,7 +22,6 @@ Needs HDB_BRIDGE_BIN (ctest sets it).
 from __future__ import annotations
 
 import faulthandler
-import http.client
 import json
 import os
 import signal
@@ -30,7 +29,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 from decimal import Decimal
@@ -39,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import hdb  # noqa: E402
+from steady_writer import SteadyWriter as Writer  # noqa: E402
 from tcp_proxy import TcpProxy  # noqa: E402
 
 BIN = hdb.bridge_binary()
@@ -86,101 +85,6 @@ def note(msg: str) -> None:
 def wall(ms: float) -> str:
     """Epoch milliseconds as the bridge's log shows time (local time, ms)."""
     return time.strftime("%H:%M:%S", time.localtime(ms / 1000)) + f".{int(ms % 1000):03d}"
-
-
-# --- the writer ---------------------------------------------------------------------------------------
-
-class Writer:
-    """Inserts ids first..last in batches at a steady rate in a thread; retries each batch until HarperDB
-    confirms it (an insert that committed before its answer was lost comes back as skipped: still written).
-    After an outage it goes on at the same rate (no burst to catch up)."""
-
-    def __init__(self, server: hdb.HarperDB4, table: str, last: int = N, *, rate: float = 500.0,
-                 first: int = 1, batch: int = BATCH) -> None:
-        self.server = server
-        self.table = table
-        self.first, self.last, self.batch = first, last, batch
-        self.interval = batch / rate
-        self.confirmed: list[int] = []
-        self.batches: list[tuple[int, int, float]] = []  # first id, last id, wall ms when confirmed
-        self.failed_attempts = 0
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name=f"writer-{table}", daemon=True)
-
-    def start(self) -> "Writer":
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        try:
-            next_at = time.monotonic()
-            for start in range(self.first, self.last + 1, self.batch):
-                if self._stop.is_set():
-                    return
-                self._insert(list(range(start, min(start + self.batch, self.last + 1))))
-                next_at += self.interval
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    self._stop.wait(delay)
-                else:
-                    next_at = time.monotonic()
-        except BaseException as e:  # noqa: BLE001 - reported by join()
-            self.error = e
-        finally:
-            with self._cond:
-                self._cond.notify_all()
-
-    def _insert(self, ids: list[int]) -> None:
-        deadline = time.monotonic() + 120
-        body = {"operation": "insert", "database": DATABASE, "table": self.table,
-                "records": [{"id": i, "seq": i, "note": f"record {i}"} for i in ids]}
-        while True:
-            try:
-                answer = self.server.op(body, timeout=10)
-                done = set(answer.get("inserted_hashes", [])) | set(answer.get("skipped_hashes", []))
-                if done != set(ids):
-                    raise hdb.HdbError(f"insert answered {answer}")
-                with self._cond:
-                    self.confirmed.extend(ids)
-                    self.batches.append((ids[0], ids[-1], time.time() * 1000))
-                    self._cond.notify_all()
-                return
-            except (OSError, hdb.HdbError, http.client.HTTPException, ValueError) as e:
-                self.failed_attempts += 1
-                if time.monotonic() > deadline:
-                    raise hdb.HdbError(f"{self.table}: ids {ids[0]}..{ids[-1]} not confirmed within 120 s: {e}")
-                if self._stop.wait(0.1):
-                    return
-
-    def count(self) -> int:
-        with self._cond:
-            return len(self.confirmed)
-
-    def wait_count(self, n: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.confirmed) < n:
-                if self.error or not self._thread.is_alive() and self._thread.ident is not None:
-                    raise AssertionError(f"writer stopped at {len(self.confirmed)} ids: {self.error!r}")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"writer: {len(self.confirmed)} of {n} ids confirmed after {timeout} s")
-                self._cond.wait(min(left, 0.5))
-
-    def join(self, timeout: float = 120) -> set[int]:
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            self._stop.set()
-            raise TimeoutError(f"writer for {self.table} still running after {timeout} s")
-        if self.error:
-            raise AssertionError(f"writer for {self.table} failed: {self.error!r}")
-        return set(self.confirmed)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(15)
 
 
 # --- one table's feed across bridge runs ----------------------------------------------------------
@@ -336,7 +240,12 @@ class ResumeCase(unittest.TestCase):
 
     def write(self, server: hdb.HarperDB4, table: str, last: int = N, **kw: Any) -> Writer:
         """Starts a writer; a failed case stops it rather than leave it writing into the next one."""
-        writer = Writer(server, table, last, **kw).start()
+        def insert(records: list[dict[str, Any]]) -> Any:
+            return server.op({"operation": "insert", "database": DATABASE, "table": table, "records": records},
+                             timeout=10)
+        kw.setdefault("rate", 500.0)
+        writer = Writer(table, insert, last, batch=BATCH,
+                        record=lambda i: {"id": i, "seq": i, "note": f"record {i}"}, **kw).start()
         self.addCleanup(writer.stop)
         return writer
 

@@ -100,6 +100,8 @@ sinks: [{name: out, type: stdout}]
   CHECK(c.tables[0].server == "local");
   CHECK(c.tables[0].key() == "dev.animals");
   CHECK(c.tables[0].start == hdb::StartMode::Live);
+  CHECK_FALSE(c.tables[0].writable);
+  CHECK(s.writeTimeout == std::chrono::seconds(30));
   REQUIRE(c.sinks.size() == 1);
   CHECK(c.sinks[0].name == "out");
   CHECK(c.sinks[0].type == hdb::SinkType::Stdout);
@@ -159,6 +161,26 @@ sinks:
   CHECK(c.sinks[1].mode == 0600);
   CHECK(c.sinks[2].queueBytes == 1000);
   CHECK(c.sinks[2].mode == 0660);
+}
+
+TEST_CASE("config: writable tables and write_timeout") {
+  hdb::Config c = valid(R"(
+servers:
+  local: {protocol: harperdb4, url: ws://127.0.0.1:9926, username: a, password: p, write_timeout: 5s}
+tables: [{server: local, database: dev, table: animals, writable: true}]
+sinks: [{name: out, type: stdout}]
+)");
+  CHECK(c.tables[0].writable);
+  CHECK(c.servers.at("local").writeTimeout == std::chrono::seconds(5));
+  std::string errors = errorsOf(R"(
+servers:
+  local: {protocol: harperdb4, url: ws://127.0.0.1:9926, username: a, password: p, write_timeout: 10ms}
+tables: [{server: local, database: dev, table: animals, writable: yes please}]
+sinks: [{name: out, type: stdout}]
+)");
+  INFO(errors);
+  CHECK(errors.find("servers.local.write_timeout") != std::string::npos);
+  CHECK(errors.find("tables[0].writable") != std::string::npos);
 }
 
 TEST_CASE("config: schema is a synonym of database") {

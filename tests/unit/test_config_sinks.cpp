@@ -161,3 +161,117 @@ TEST_CASE("sinks: errors, with exact messages") {
     CHECK(errorsOf(c.sinks) == std::string(c.expected));
   }
 }
+
+// ---- ingest sockets (issue 8) ----
+
+namespace {
+
+const char* const kWritableHead = R"(servers: {local: {protocol: harperdb4, url: ws://h:1, username: u, password: p}}
+tables: [{server: local, database: dev, table: animals, writable: true}, {server: local, database: dev, table: other}]
+sinks:
+)";
+
+std::string ingestErrors(const std::string& sinks, const char* head = kWritableHead) {
+  hdb::ConfigResult result = hdb::parseConfig(head + sinks, "t.yaml");
+  std::string out;
+  for (const hdb::ConfigError& e : result.errors) out += hdb::formatError("t.yaml", e) + "\n";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("ingest sink: defaults and every key") {
+  hdb::ConfigResult result = hdb::parseConfig(std::string(kWritableHead) + R"(  - {name: in, type: ingest, path: /run/in.sock}
+  - name: in2
+    type: ingest
+    path: /run/in2.sock
+    tables: [dev.animals]
+    ops: [insert, upsert, delete]
+    mode: "0600"
+    owner: root
+    group: 0
+    allow_uids: [root]
+    allow_gids: [0]
+    max_in_flight: 16
+    max_line_bytes: 64KiB
+    queue_bytes: 256KiB
+)",
+                                              "t.yaml");
+  std::string errors;
+  for (const hdb::ConfigError& e : result.errors) errors += hdb::formatError("t.yaml", e) + "\n";
+  INFO(errors);
+  REQUIRE(result.config.has_value());
+  const auto& d = result.config->sinks[0];
+  CHECK(d.type == hdb::SinkType::Ingest);
+  CHECK(d.tables.empty());
+  CHECK(d.ops.empty());
+  CHECK(d.maxInFlight == 1);
+  CHECK(d.maxLineBytes == 1u << 20);
+  CHECK(d.queueBytes == 4u << 20);
+  CHECK(d.mode == 0660);
+  const auto& s = result.config->sinks[1];
+  CHECK(s.tables == std::vector<std::string>{"dev.animals"});
+  CHECK(s.ops == std::vector<std::string>{"insert", "upsert", "delete"});
+  CHECK(s.mode == 0600);
+  CHECK(s.owner == 0u);
+  CHECK(s.group == 0u);
+  CHECK(s.allowUids == std::vector<uint32_t>{0});
+  CHECK(s.allowGids == std::vector<uint32_t>{0});
+  CHECK(s.maxInFlight == 16);
+  CHECK(s.maxLineBytes == 64u << 10);
+  CHECK(s.queueBytes == 256u << 10);
+}
+
+TEST_CASE("ingest sink: errors, with exact messages") {
+  struct Case {
+    const char* name;
+    const char* sinks;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"needs a path", "  - {name: in, type: ingest}\n",
+       "t.yaml:4:5: sinks[0]: missing required key 'path' (an ingest sink needs one)\n"},
+      {"keys that mean nothing on an ingest socket",
+       "  - {name: in, type: ingest, path: /run/in, format: record, replay: 5, on_overflow: drop_oldest}\n",
+       "t.yaml:4:53: sinks[0].format: an ingest socket answers commands and gets no feed lines: it has no format\n"
+       "t.yaml:4:69: sinks[0].replay: only unix sinks take this key\n"
+       "t.yaml:4:85: sinks[0].on_overflow: an ingest socket never drops an answer: it stops reading a client whose "
+       "answers pass queue_bytes\n"},
+      {"ingest keys on other sinks",
+       "  - {name: s, type: unix, path: /run/s, max_in_flight: 2, max_line_bytes: 2KiB}\n",
+       "t.yaml:4:56: sinks[0].max_in_flight: only ingest sinks take this key\n"
+       "t.yaml:4:75: sinks[0].max_line_bytes: only ingest sinks take this key\n"},
+      {"write ops only; feed ops are not write ops",
+       "  - {name: in, type: ingest, path: /run/in, ops: [insert, put, delet, insert, snapshot]}\n",
+       "t.yaml:4:59: sinks[0].ops[1]: unknown op 'put' (an ingest socket's ops: insert, update, upsert, delete)\n"
+       "t.yaml:4:64: sinks[0].ops[2]: unknown op 'delet'; did you mean 'delete'? (an ingest socket's ops: insert, "
+       "update, upsert, delete)\n"
+       "t.yaml:4:71: sinks[0].ops[3]: op 'insert' is listed twice\n"
+       "t.yaml:4:79: sinks[0].ops[4]: unknown op 'snapshot' (an ingest socket's ops: insert, update, upsert, "
+       "delete)\n"},
+      {"tables must be configured and writable",
+       "  - {name: in, type: ingest, path: /run/in, tables: [dev.animals, dev.other, dev.none]}\n",
+       "t.yaml:4:67: sinks[0].tables[1]: table 'dev.other' is not writable; an ingest socket writes only to tables "
+       "with writable: true\n"
+       "t.yaml:4:78: sinks[0].tables[2]: table 'dev.none' is not configured under tables\n"},
+      {"max_in_flight and max_line_bytes ranges",
+       "  - {name: a, type: ingest, path: /run/a, max_in_flight: 0, max_line_bytes: 10}\n"
+       "  - {name: b, type: ingest, path: /run/b, max_in_flight: 10001, max_line_bytes: 2GiB}\n",
+       "t.yaml:4:58: sinks[0].max_in_flight: expected a number of commands from 1 to 10000, found '0'\n"
+       "t.yaml:4:77: sinks[0].max_line_bytes: expected a size from 1KiB to 1GiB like '64KiB' or '1MiB', found '10'\n"
+       "t.yaml:5:58: sinks[1].max_in_flight: expected a number of commands from 1 to 10000, found '10001'\n"
+       "t.yaml:5:81: sinks[1].max_line_bytes: expected a size from 1KiB to 1GiB like '64KiB' or '1MiB', found "
+       "'2GiB'\n"},
+      {"one path for an ingest socket and a unix sink",
+       "  - {name: in, type: ingest, path: /run/x}\n  - {name: s, type: unix, path: /run/x}\n",
+       "t.yaml:5:33: sinks[1].path: path is already used by sinks[0]\n"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    CHECK(ingestErrors(c.sinks) == std::string(c.expected));
+  }
+  // Without any writable table an ingest socket could write nothing.
+  CHECK(ingestErrors("  - {name: in, type: ingest, path: /run/in}\n", kHead) ==
+        "t.yaml:4:5: sinks[0]: no table has writable: true, so this ingest socket could write nothing; set "
+        "writable: true on the tables it may write to\n");
+}

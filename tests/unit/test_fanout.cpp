@@ -212,3 +212,44 @@ TEST_CASE("sinks added, removed and refiltered at run time: every route follows 
   s.fanout.flush();
   CHECK(a->got.size() == 4);
 }
+
+namespace {
+
+// An ingest socket as the fan-out sees it: no feed lines, its own pending answers.
+class AnsweringSink : public FakeSink {
+ public:
+  using FakeSink::FakeSink;
+  bool takesFeed() const override { return false; }
+  bool pending() const override { return owes; }
+  bool owes = false;
+};
+
+}  // namespace
+
+TEST_CASE("fanout: a sink outside the feed gets no line, is flushed every time, and its answers are apart") {
+  hdb::Fanout fanout;
+  auto ingest = std::make_unique<AnsweringSink>(sinkConfig("in", hdb::SinkFormat::Envelope));
+  AnsweringSink* in = ingest.get();
+  fanout.add(std::move(ingest));
+  auto feed = std::make_unique<FakeSink>(sinkConfig("feed", hdb::SinkFormat::Envelope));
+  FakeSink* out = feed.get();
+  fanout.add(std::move(feed));
+
+  auto route = fanout.routeFor("dev.animals");
+  hdb::Change change{"put", text("E\n"), "{}"};
+  route.publish(change, "");
+  route.publishNotice(text("gap\n"));
+  CHECK(in->got.empty());
+  CHECK(out->got.size() == 2);
+  fanout.flush();
+  fanout.flush();  // nothing new for the feed sink: only the answering one is flushed again
+  CHECK(in->flushes == 2);
+  CHECK(out->flushes == 1);
+
+  // Answers owed hold back a shutdown (answering) but not the checkpoints (pending).
+  in->owes = true;
+  CHECK_FALSE(fanout.pending());
+  CHECK(fanout.answering());
+  in->owes = false;
+  CHECK_FALSE(fanout.answering());
+}
