@@ -125,7 +125,7 @@ std::optional<Hdb3WriteMatcher::Confirmation> Hdb3WriteMatcher::match(const Hdb3
   c.fields.append("\"confirmed_at\":").append(txn.timestamp);
   if (!txn.txn.empty()) c.fields.append(",\"txn\":").append(txn.txn);
   appendList(c.fields, "written", written);
-  if (!skipped.empty()) appendList(c.fields, "skipped", skipped);
+  appendList(c.fields, "skipped", skipped);
   pending_.erase(it);
   return c;
 }

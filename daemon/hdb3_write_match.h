@@ -39,7 +39,7 @@ class Hdb3WriteMatcher {
     uint64_t token = 0;
     // For the answer line (WriteResult::fields), without braces:
     // "confirmed_at":TS,"txn":"uuid","written":[ids],"skipped":[ids]
-    // (skipped only when HarperDB left some out).
+    // (skipped: what HarperDB left out; [] when nothing, as HarperDB 4's answers).
     std::string fields;
   };
 

@@ -139,7 +139,7 @@ class IngestHdb3(unittest.TestCase):
         self.assertEqual(answers[4]["table"], "keyed")
         [made_up] = answers[5]["written"]  # HarperDB 3 gave the keyless record an id
         self.assertRegex(made_up, r"^[0-9a-f-]{36}$")
-        self.assertTrue(all("skipped" not in a for a in answers), answers)
+        self.assertEqual([a["skipped"] for a in answers], [[]] * 6)
 
         # Read back through the operations API.
         rows = read_back("animals", ["w1", "w2", "w3", made_up])

@@ -66,7 +66,7 @@ TEST_CASE("an echo confirms the write with its operation and keys, and says what
   REQUIRE(c);
   CHECK(c->token == 1);
   CHECK(c->fields ==
-        R"("confirmed_at":1795725695208.737,"txn":"7ec9a110-26ff-46e5-8f65-5b03351a7937","written":["p1"])");
+        R"("confirmed_at":1795725695208.737,"txn":"7ec9a110-26ff-46e5-8f65-5b03351a7937","written":["p1"],"skipped":[])");
   CHECK(m.size() == 0);
   CHECK_FALSE(m.match(*e.txn));  // the same echo again confirms nothing
 }
@@ -120,7 +120,7 @@ TEST_CASE("an insert without keys takes the ids HarperDB made up") {
                                    R"({"id":"k1","name":"keyed"}])").txn);
   REQUIRE(c);
   CHECK(c->token == 1);
-  CHECK(c->fields.ends_with(R"("written":["924c2665-2810-431b-aef1-b681d6f246be","k1"])"));
+  CHECK(c->fields.ends_with(R"("written":["924c2665-2810-431b-aef1-b681d6f246be","k1"],"skipped":[])"));
   // One made-up id cannot fill two keyless records' worth, nor a keyed one.
   add(m, 3, WriteOp::Insert, R"([{"id":"k3"}])");
   c = m.match(*Echo("insert", R"("records":[{"name":"other","id":"0b1c"}])").txn);
@@ -134,7 +134,7 @@ TEST_CASE("a table keyed by another field") {
   add(m, 1, WriteOp::Upsert, R"([{"order_id":7,"n":1},{"order_id":"x"}])", "order_id");
   auto c = m.match(*Echo("upsert", R"("records":[{"order_id":"x"},{"order_id":7,"n":1}])", "1.5", "order_id").txn);
   REQUIRE(c);
-  CHECK(c->fields == R"("confirmed_at":1.5,"txn":"7ec9a110-26ff-46e5-8f65-5b03351a7937","written":["x",7])");
+  CHECK(c->fields == R"("confirmed_at":1.5,"txn":"7ec9a110-26ff-46e5-8f65-5b03351a7937","written":["x",7],"skipped":[])");
 }
 
 TEST_CASE("remove() forgets a write; unreadable items are refused") {
