@@ -229,7 +229,10 @@ class IngestHdb3(unittest.TestCase):
         total = 300
         c.send(*(cmd("insert", [{"id": f"stop-{i}"}], ref=i) for i in range(total)))
         c.answers(20, 20)
-        self.assertEqual(bridge.stop(), 0)
+        code = bridge.stop()
+        log = bridge.log()
+        self.assertEqual(code, 0, log[log.find("ERROR: AddressSanitizer"):][:6000] if "AddressSanitizer" in log
+                         else log[-3000:])
         c.wait_eof(10)
         answers = c.envelopes()
         self.assertEqual([a["ref"] for a in answers], list(range(len(answers))))
