@@ -47,10 +47,17 @@ Hdb3Source::Hdb3Source(EventLoop& loop, const ServerConfig& server, std::vector<
     const TableConfig& tc = *t.config;
     channels_.push_back(Channel{tc.database + ":" + tc.table, &tc, EnvelopeWriter(server.name, tc.database, tc.table),
                                 std::move(t.route), t.checkpoint, 0, false, 0, false, 0, false, {}, {}, 0});
+    if (tc.writable)
+      channels_.back().writer = std::make_unique<Hdb3Writer>(
+          loop, server.name, tc,
+          Hdb3Writer::Link{[this] { return subscribed() && wsi_ != nullptr; },
+                           [this](std::string text) { send(std::move(text)); }});
   }
 }
 
 Hdb3Source::~Hdb3Source() {
+  // Writers answer what is still waiting while the rest of the source is intact.
+  for (Channel& ch : channels_) ch.writer.reset();
   stepTimer_.cancel();
   livenessTimer_.cancel();
   if (wsi_) lws_set_opaque_user_data(wsi_, nullptr);
@@ -371,6 +378,8 @@ void Hdb3Source::deliver(Channel& ch, std::string_view data, const char* bufferE
     ch.route.publish(changes_, raw);
     stats_.records += lines_.size();
     advance(ch, txn.timestamp, lines_.size());
+    // It may be the echo of a write of ours (after the feed got it: it is a change like any other).
+    if (ch.writer) ch.writer->onTransaction(txn);
   }
   switch (outcome) {
     case Hdb3TxnMapper::Outcome::Mapped:
@@ -400,7 +409,10 @@ void Hdb3Source::logMalformed(const std::string& what) {
 
 void Hdb3Source::send(std::string text) {
   if (!wsi_) return;
-  if (outbox_.size() >= 2 * channels_.size() + kOutboxSlack) {
+  // Each writable table may have up to kHdb3MaxPendingWrites publishes on their way.
+  auto writable = size_t(
+      std::count_if(channels_.begin(), channels_.end(), [](const Channel& c) { return c.writer != nullptr; }));
+  if (outbox_.size() >= 2 * channels_.size() + kOutboxSlack + writable * kHdb3MaxPendingWrites) {
     abandon("the server does not read what we send", false);
     return;
   }
@@ -470,6 +482,10 @@ void Hdb3Source::abandon(std::string problem, bool refused) {
 void Hdb3Source::lost(lws* wsi, const std::string& why) {
   if (wsi) lws_set_opaque_user_data(wsi, nullptr);  // no more callbacks for this one
   wsi_ = nullptr;
+  // Writes still waiting for their echo will not get it on another connection.
+  bool stopping = client_.state() == State::Closing || client_.state() == State::Stopped || loop_.closing();
+  for (Channel& ch : channels_)
+    if (ch.writer) ch.writer->connectionLost(stopping);
   stepTimer_.cancel();
   livenessTimer_.cancel();
   for (auto& m : outbox_) std::fill(m.begin(), m.end(), '\0');
@@ -534,6 +550,12 @@ const char* Hdb3Source::stateName() const {
     case State::Stopped: return "stopped";
   }
   return "unknown";
+}
+
+TableWriter* Hdb3Source::writer(std::string_view key) {
+  for (Channel& ch : channels_)
+    if (ch.writer && ch.envelope.tableKey() == key) return ch.writer.get();
+  return nullptr;
 }
 
 // Subscribed means caught up: the catch-up runs before (State::Open, Phase::CatchingUp).

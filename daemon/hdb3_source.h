@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@
 #include "event_loop.h"
 #include "fanout.h"
 #include "hdb3_txn.h"
+#include "hdb3_writer.h"
 #include "logging.h"
 #include "lws_client.h"
 #include "reconnecting_client.h"
@@ -73,6 +75,8 @@ class Hdb3Source : public Source, public LwsClient {
   const SourceStats& stats() const override { return stats_; }
   const char* stateName() const override;
   void tableStats(std::vector<TableStats>& out) const override;
+  // The table's Hdb3Writer when it is writable (`writable: true`).
+  TableWriter* writer(std::string_view key) override;
 
   // The lws protocol callback for every HarperDB 3 client connection.
   int onLwsEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len) noexcept override;
@@ -102,6 +106,7 @@ class Hdb3Source : public Source, public LwsClient {
     size_t heldBytes = 0;
     uint64_t records = 0;    // lines delivered (metrics)
     std::chrono::system_clock::time_point lastChange{};
+    std::unique_ptr<Hdb3Writer> writer{};  // writable tables only
   };
 
   int onEvent(lws* wsi, lws_callback_reasons reason, void* in, size_t len);

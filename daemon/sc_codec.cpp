@@ -288,6 +288,28 @@ std::string disconnect(int code, std::string_view reason) {
   return out;
 }
 
+std::string publishTransaction(std::string_view channel, std::string_view schema, std::string_view table,
+                               std::string_view operation, std::string_view itemsKey, std::string_view items) {
+  std::string out;
+  out.reserve(items.size() + 200);
+  out.append("{\"event\":\"#publish\",\"data\":{\"channel\":");
+  appendJsonString(out, channel);
+  out.append(",\"data\":{\"type\":\"HDB_TRANSACTION\",\"schema\":");
+  appendJsonString(out, schema);
+  out.append(",\"table\":");
+  appendJsonString(out, table);
+  out.append(",\"transaction\":{\"operation\":");
+  appendJsonString(out, operation);
+  out.append(",\"schema\":");
+  appendJsonString(out, schema);
+  out.append(",\"table\":");
+  appendJsonString(out, table);
+  out.append(",");
+  appendJsonString(out, itemsKey);
+  out.append(":").append(items).append("}}}}");
+  return out;
+}
+
 // SocketCluster's own texts for its codes (sc-errors), WebSocket's for the others.
 std::string_view describeCloseCode(int code) {
   switch (code) {

@@ -93,6 +93,12 @@ std::string subscribe(int64_t cid, std::string_view channel);
 // server's clock), answered in the ack (Hdb3TxnMapper::mapCatchup).
 std::string catchup(int64_t cid, std::string_view channel, int64_t millis);
 std::string disconnect(int code, std::string_view reason);
+// A write, as the original harperdb-websocket-client sent it: a #publish (no cid)
+// on `channel` of {"type":"HDB_TRANSACTION","schema":S,"table":T,"transaction":
+// {"operation":OP,"schema":S,"table":T,<itemsKey>:ITEMS}}. `items` is valid JSON
+// (an array of records, or of ids with itemsKey "hash_values").
+std::string publishTransaction(std::string_view channel, std::string_view schema, std::string_view table,
+                               std::string_view operation, std::string_view itemsKey, std::string_view items);
 inline std::string pong() { return "#2"; }
 
 // What a WebSocket/SocketCluster close code means, for a log line.

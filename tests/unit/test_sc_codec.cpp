@@ -261,6 +261,27 @@ TEST_CASE("sc codec: client packets match what the original client sent") {
   CHECK(hdb::sc::disconnect(1001, "") == R"({"event":"#disconnect","data":{"code":1001}})");
 }
 
+TEST_CASE("sc codec: a write is the original client's HDB_TRANSACTION publish, without a cid") {
+  CHECK(hdb::sc::publishTransaction("dev:animals", "dev", "animals", "insert", "records", R"([{"id":1}])") ==
+        R"({"event":"#publish","data":{"channel":"dev:animals","data":{"type":"HDB_TRANSACTION","schema":"dev",)"
+        R"("table":"animals","transaction":{"operation":"insert","schema":"dev","table":"animals",)"
+        R"("records":[{"id":1}]}}}})");
+  // A delete names its ids; odd names are escaped, and the packet parses back.
+  std::string del = hdb::sc::publishTransaction("d\"b:t", "d\"b", "t", "delete", "hash_values", R"(["a",2])");
+  PacketParser parser;
+  Parsed p = parse(parser, del);
+  REQUIRE_MESSAGE(p.malformed == 0, del << " -> " << p.error);
+  REQUIRE(p.packets.size() == 1);
+  CHECK(p.packets[0].event == hdb::sc::kPublish);
+  CHECK(p.packets[0].cid == 0);
+  hdb::sc::Publish pub;
+  std::string error;
+  REQUIRE(parser.publish(p.packets[0].data, pub, error));
+  CHECK(pub.channel == "d\"b:t");
+  CHECK(pub.data.find(R"("operation":"delete","schema":"d\"b","table":"t","hash_values":["a",2])") !=
+        std::string_view::npos);
+}
+
 TEST_CASE("sc codec: credentials are escaped, and read back intact") {
   std::string ack = hdb::sc::loginAck(7, "us\"er", "p\\a\"ss\n\x01");
   PacketParser parser;
