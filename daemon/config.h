@@ -60,7 +60,7 @@ struct ServerConfig {
   std::chrono::milliseconds historyRetention{std::chrono::hours(72)};
   // A write (writer.h) not answered (HarperDB 4) or confirmed on the feed
   // (HarperDB 3) within this is reported as failed: it may or may not apply.
-  std::chrono::milliseconds writeTimeout{std::chrono::seconds(30)};
+  std::chrono::milliseconds writeTimeout{std::chrono::seconds(10)};
   // Reload compares whole servers: any difference reconnects its tables.
   bool operator==(const ServerConfig&) const = default;
 };

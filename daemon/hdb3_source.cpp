@@ -49,7 +49,7 @@ Hdb3Source::Hdb3Source(EventLoop& loop, const ServerConfig& server, std::vector<
                                 std::move(t.route), t.checkpoint, 0, false, 0, false, 0, false, {}, {}, 0});
     if (tc.writable)
       channels_.back().writer = std::make_unique<Hdb3Writer>(
-          loop, server.name, tc,
+          loop, server.name, tc, server.writeTimeout,
           Hdb3Writer::Link{[this] { return subscribed() && wsi_ != nullptr; },
                            [this](std::string text) { send(std::move(text)); }});
   }

@@ -21,11 +21,13 @@ WriteResult failure(std::string error) {
 
 }  // namespace
 
-Hdb3Writer::Hdb3Writer(EventLoop& loop, std::string server, const TableConfig& table, Link link)
+Hdb3Writer::Hdb3Writer(EventLoop& loop, std::string server, const TableConfig& table,
+                       std::chrono::milliseconds timeout, Link link)
     : loop_(loop),
       server_(std::move(server)),
       table_(table),
       channel_(table.database + ":" + table.table),
+      timeout_(timeout),
       link_(std::move(link)),
       answerTimer_(loop),
       deadlineTimer_(loop) {}
@@ -57,7 +59,7 @@ void Hdb3Writer::submit(WriteCommand command, WriteDone done) {
   std::string why;
   if (!matcher_.add(token, command.op, command.items, table_.primaryKey, why))
     return answerSoon(std::move(done), failure("could not read the command's items (" + why + "); nothing was written"));
-  pending_.push_back(Pending{token, std::move(done), std::chrono::steady_clock::now() + kHdb3WriteTimeout});
+  pending_.push_back(Pending{token, std::move(done), std::chrono::steady_clock::now() + timeout_});
   link_.send(sc::publishTransaction(channel_, table_.database, table_.table, writeOpName(command.op),
                                     command.op == WriteOp::Delete ? "hash_values" : "records", command.items));
   if (!deadlineTimer_.pending()) armDeadline();
@@ -130,14 +132,15 @@ void Hdb3Writer::expire() {
     pending_.pop_front();
   }
   armDeadline();
+  double seconds = std::chrono::duration<double>(timeout_).count();
   if (!late.empty())
-    spdlog::debug("server '{}': table {}.{}: {} write(s) not confirmed within {} s", server_, table_.database,
-                  table_.table, late.size(), kHdb3WriteTimeout.count());
+    spdlog::debug("server '{}': table {}.{}: {} write(s) not confirmed within {:g} s", server_, table_.database,
+                  table_.table, late.size(), seconds);
   for (WriteDone& done : late)
-    done(failure(fmt::format("not confirmed within {} s; HarperDB 3 may or may not have applied it (it publishes "
-                             "nothing for a write that changes nothing: an insert of existing ids, an update or "
-                             "delete of missing ones)",
-                             kHdb3WriteTimeout.count())));
+    done(failure(fmt::format("not confirmed within {:g} s (write_timeout); HarperDB 3 may or may not have applied "
+                             "it (it publishes nothing for a write that changes nothing: an insert of existing ids, "
+                             "an update or delete of missing ones)",
+                             seconds)));
 }
 
 }  // namespace hdb

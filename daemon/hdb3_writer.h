@@ -8,7 +8,7 @@
 //   with what the echo confirms.
 //
 // HarperDB 3 never says no: a write it refuses, or one that changes nothing,
-// simply never comes back. So every write has a deadline (kHdb3WriteTimeout),
+// simply never comes back. So every write has a deadline (the server's write_timeout),
 // and a write that is not confirmed by then, or whose connection is lost, is
 // answered ok=false saying it may or may not have been applied.
 #pragma once
@@ -28,9 +28,6 @@
 
 namespace hdb {
 
-// How long a write may wait for its echo (measured: 25-60 ms one at a time,
-// under 2 s for the last of a burst of 1,000).
-inline constexpr std::chrono::seconds kHdb3WriteTimeout{10};
 // Writes waiting for their echo, per table; more are refused at once.
 inline constexpr size_t kHdb3MaxPendingWrites = 256;
 
@@ -43,7 +40,11 @@ class Hdb3Writer : public TableWriter {
   };
 
   // `server` is the server's name for messages; `table` outlives the writer.
-  Hdb3Writer(EventLoop& loop, std::string server, const TableConfig& table, Link link);
+  // `timeout`: how long a write may wait for its echo (the server's
+  // write_timeout; measured: 25-60 ms one at a time, under 2 s for the last of
+  // a burst of 1,000).
+  Hdb3Writer(EventLoop& loop, std::string server, const TableConfig& table, std::chrono::milliseconds timeout,
+             Link link);
   // Answers every write still waiting (ok=false: may or may not have been applied).
   ~Hdb3Writer() override;
   Hdb3Writer(const Hdb3Writer&) = delete;
@@ -77,6 +78,7 @@ class Hdb3Writer : public TableWriter {
   std::string server_;
   const TableConfig& table_;
   std::string channel_;  // schema:table
+  std::chrono::milliseconds timeout_;
   Link link_;
   Hdb3WriteMatcher matcher_;
   std::deque<Pending> pending_;  // submit order, so deadlines ascend

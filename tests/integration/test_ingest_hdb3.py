@@ -31,8 +31,8 @@ CASE_TIMEOUT = 180 * hdb.TIME_SCALE
 HDB: hdb3.HarperDB3
 SOCKETS: Path  # the ingest sockets
 BRIDGE: hdb.Bridge
-WRITE_TIMEOUT = 10  # kHdb3WriteTimeout
-NOT_CONFIRMED = "not confirmed within 10 s; HarperDB 3 may or may not have applied it"
+WRITE_TIMEOUT = 10  # the server's write_timeout below (also the default)
+NOT_CONFIRMED = "not confirmed within 10 s (write_timeout); HarperDB 3 may or may not have applied it"
 
 
 def setUpModule() -> None:
@@ -49,7 +49,7 @@ def setUpModule() -> None:
         HDB.ensure_tables("dev", ["keyed"], hash_attribute="animal_id")
         server = {"protocol": "harperdb3", "url": HDB.cluster_url, "username": HDB.cluster_user,
                   "password": HDB.cluster_password, "tls": {"ca_file": str(HDB.certificate)},
-                  "bind_address": "127.0.0.2"}
+                  "bind_address": "127.0.0.2", "write_timeout": f"{WRITE_TIMEOUT}s"}
         tables = [{"table": "animals", "writable": True},
                   {"table": "keyed", "primary_key": "animal_id", "writable": True},
                   {"table": "readonly"}]

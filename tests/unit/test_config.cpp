@@ -101,7 +101,7 @@ sinks: [{name: out, type: stdout}]
   CHECK(c.tables[0].key() == "dev.animals");
   CHECK(c.tables[0].start == hdb::StartMode::Live);
   CHECK_FALSE(c.tables[0].writable);
-  CHECK(s.writeTimeout == std::chrono::seconds(30));
+  CHECK(s.writeTimeout == std::chrono::seconds(10));
   REQUIRE(c.sinks.size() == 1);
   CHECK(c.sinks[0].name == "out");
   CHECK(c.sinks[0].type == hdb::SinkType::Stdout);
