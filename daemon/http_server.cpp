@@ -107,24 +107,6 @@ std::string renderResponse(const HttpResponse& r, bool headOnly) {
   return out;
 }
 
-class HttpServer::Listener : public RawFdHandler {
- public:
-  explicit Listener(HttpServer& server) : server_(server) {}
-  int onReadable(lws*) override {
-    server_.accept();
-    return 0;
-  }
-  void onClosed(lws*) override {
-    wsi = nullptr;
-    fd = -1;
-  }
-  lws* wsi = nullptr;
-  int fd = -1;
-
- private:
-  HttpServer& server_;
-};
-
 // One connection: read the request head, answer, close. After the answer the
 // write side is shut and the rest is read until the client closes (so an
 // unread byte never turns the close into a reset that loses the answer).
@@ -252,58 +234,29 @@ HttpServer::HttpServer(EventLoop& loop, const MetricsConfig& config, Handler han
       throw std::runtime_error(std::string("metrics: ") + e.what());
     }
     address_ = config_.unixPath;
-    unlinked_ = false;
   } else {
     fd = listenTcp(config_, address_);
   }
-  listener_ = std::make_unique<Listener>(*this);
-  listener_->fd = fd;
-  listener_->wsi = adoptRawFd(loop_.localVhost(), fd, listener_.get());
-  if (!listener_->wsi) {
-    if (!unlinked_) ::unlink(config_.unixPath.c_str());
-    throw std::runtime_error("metrics: cannot watch the listening socket");
-  }
+  listener_ = std::make_unique<Listener>(loop_, fd, config_.unixPath, "metrics", [this](int client) { admit(client); });
   spdlog::info("metrics: listening on {} (/metrics, /healthz, /readyz)", address_);
 }
 
-HttpServer::~HttpServer() {
-  // The loop is gone by now (it closed every fd); only the socket file may remain.
-  if (!unlinked_) ::unlink(config_.unixPath.c_str());
-}
+HttpServer::~HttpServer() = default;
 
-void HttpServer::close() {
-  if (listener_ && listener_->wsi) {
-    closeRawFdAsync(listener_->wsi);
-    listener_->wsi = nullptr;
-  }
-  if (!unlinked_) ::unlink(config_.unixPath.c_str());
-  unlinked_ = true;
-}
+void HttpServer::close() { listener_->close(); }
 
-void HttpServer::accept() {
-  for (;;) {
-    int fd = ::accept4(listener_->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        uint64_t held = 0;
-        if (acceptLog_.allow(held))
-          spdlog::warn("metrics: accept: {} ({} more not logged)", std::strerror(errno), held);
-      }
-      return;
-    }
-    if (clients_.size() >= kMaxClients) {
-      ++counters_.refused;
-      ::close(fd);
-      continue;
-    }
-    auto client = std::make_unique<Client>(*this, fd);
-    lws* wsi = adoptRawFd(loop_.localVhost(), fd, client.get());
-    if (!wsi) continue;  // lws closed the fd
-    Client* raw = client.get();
-    clients_.emplace(raw, std::move(client));
-    raw->attach(wsi);
+void HttpServer::admit(int fd) {
+  if (clients_.size() >= kMaxClients) {
+    ++counters_.refused;
+    ::close(fd);
+    return;
   }
+  auto client = std::make_unique<Client>(*this, fd);
+  lws* wsi = adoptRawFd(loop_.localVhost(), fd, client.get());
+  if (!wsi) return;  // lws closed the fd
+  Client* raw = client.get();
+  clients_.emplace(raw, std::move(client));
+  raw->attach(wsi);
 }
 
 void HttpServer::remove(Client* client) { clients_.erase(client); }

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "event_loop.h"
+#include "listener.h"
 #include "logging.h"
 #include "metrics.h"
 #include "raw_fd.h"
@@ -55,11 +56,10 @@ class HttpServer {
   const std::string& address() const { return address_; }
 
  private:
-  class Listener;
   class Client;
   friend class Client;
 
-  void accept();
+  void admit(int fd);
   void remove(Client* client);
   void count(int status);
 
@@ -70,8 +70,6 @@ class HttpServer {
   std::unique_ptr<Listener> listener_;
   std::map<Client*, std::unique_ptr<Client>> clients_;
   HttpCounters counters_;
-  LogLimiter acceptLog_;
-  bool unlinked_ = true;
 };
 
 }  // namespace hdb

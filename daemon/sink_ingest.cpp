@@ -21,24 +21,6 @@ constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kReadsPerWakeup = 16;  // then other fds get their turn
 }  // namespace
 
-class IngestSink::Listener : public RawFdHandler {
- public:
-  explicit Listener(IngestSink& sink) : sink_(sink) {}
-  int onReadable(lws*) override {
-    sink_.accept();
-    return 0;
-  }
-  void onClosed(lws*) override {
-    wsi = nullptr;
-    fd = -1;
-  }
-  lws* wsi = nullptr;
-  int fd = -1;
-
- private:
-  IngestSink& sink_;
-};
-
 // One connected program: its unread input, its commands in line order
 // (answered or not) and the answers waiting to be written.
 class IngestSink::Client : public RawFdHandler {
@@ -354,36 +336,13 @@ IngestSink::IngestSink(EventLoop& loop, const SinkConfig& config, WriterLookup l
   } catch (const std::exception& e) {
     throw std::runtime_error("sink '" + config.name + "': " + e.what());
   }
-  listener_ = std::make_unique<Listener>(*this);
-  listener_->fd = fd;
-  listener_->wsi = adoptRawFd(loop_.localVhost(), fd, listener_.get());
-  if (!listener_->wsi) {
-    ::unlink(config.path.c_str());
-    throw std::runtime_error("sink '" + config.name + "': cannot watch the listening socket");
-  }
+  listener_ = std::make_unique<Listener>(loop_, fd, config.path, "sink '" + config.name + "'",
+                                         [this](int client) { admit(client); });
   spdlog::info("sink '{}': ingest socket listening on {}", config.name, config.path);
 }
 
 IngestSink::~IngestSink() {
   clients_.clear();  // while the counters they update still exist
-  if (!unlinked_) ::unlink(config_.path.c_str());
-}
-
-void IngestSink::accept() {
-  for (;;) {
-    int fd = ::accept4(listener_->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) {
-      admit(fd);
-      continue;
-    }
-    if (errno == EINTR || errno == ECONNABORTED) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      uint64_t held = 0;
-      if (acceptLog_.allow(held))
-        spdlog::warn("sink '{}': accept: {} ({} more not logged)", config_.name, std::strerror(errno), held);
-    }
-    return;
-  }
 }
 
 void IngestSink::admit(int fd) {
@@ -421,22 +380,10 @@ void IngestSink::flush() {
   for (auto& [raw, client] : clients_) raw->flush();
 }
 
-void IngestSink::close() {
-  if (listener_ && listener_->wsi) {
-    closeRawFdAsync(listener_->wsi);
-    listener_->wsi = nullptr;
-  }
-  if (!unlinked_) ::unlink(config_.path.c_str());
-  unlinked_ = true;
-}
+void IngestSink::close() { listener_->close(); }
 
 void IngestSink::retire() {
-  if (listener_ && listener_->wsi) {
-    releaseRawFd(listener_->wsi, *listener_);
-    listener_->wsi = nullptr;
-  }
-  if (!unlinked_) ::unlink(config_.path.c_str());
-  unlinked_ = true;
+  listener_->release();
   uint64_t inFlight = stats_.ingest.inFlight;
   for (auto& [raw, client] : clients_) raw->release();
   spdlog::info("sink '{}': removed; {} client(s) disconnected, {} answer(s) in flight dropped", config_.name,

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "event_loop.h"
+#include "listener.h"
 #include "logging.h"
 #include "sink.h"
 #include "write_command.h"
@@ -43,13 +44,10 @@ class IngestSink : public Sink {
   size_t clients() const { return clients_.size(); }
 
  private:
-  class Listener;
   class Client;
-  friend class Listener;
   friend class Client;
 
   void deliver(const Line&) override {}  // never routed (takesFeed)
-  void accept();
   void admit(int fd);
   void remove(Client* client);
 
@@ -59,8 +57,6 @@ class IngestSink : public Sink {
   std::unique_ptr<Listener> listener_;
   std::map<Client*, std::unique_ptr<Client>> clients_;
   uint64_t nextId_ = 1;
-  bool unlinked_ = false;
-  LogLimiter acceptLog_;
   LogLimiter rejectLog_;
   LogLimiter badLineLog_;
 };

@@ -14,24 +14,6 @@
 
 namespace hdb {
 
-class UnixSink::Listener : public RawFdHandler {
- public:
-  explicit Listener(UnixSink& sink) : sink_(sink) {}
-  int onReadable(lws*) override {
-    sink_.accept();
-    return 0;
-  }
-  void onClosed(lws*) override {
-    wsi = nullptr;
-    fd = -1;
-  }
-  lws* wsi = nullptr;
-  int fd = -1;
-
- private:
-  UnixSink& sink_;
-};
-
 class UnixSink::Consumer : public RawFdHandler {
  public:
   Consumer(UnixSink& sink, int fd, uint64_t id, std::string peer)
@@ -157,37 +139,12 @@ UnixSink::UnixSink(EventLoop& loop, const SinkConfig& config)
   } catch (const std::exception& e) {
     throw std::runtime_error("sink '" + config.name + "': " + e.what());
   }
-  listener_ = std::make_unique<Listener>(*this);
-  listener_->fd = fd;
-  listener_->wsi = adoptRawFd(loop_.localVhost(), fd, listener_.get());
-  if (!listener_->wsi) {
-    ::unlink(config.path.c_str());
-    throw std::runtime_error("sink '" + config.name + "': cannot watch the listening socket");
-  }
+  listener_ = std::make_unique<Listener>(loop_, fd, config.path, "sink '" + config.name + "'",
+                                         [this](int client) { admit(client); });
   spdlog::info("sink '{}': listening on {}", config.name, config.path);
 }
 
-UnixSink::~UnixSink() {
-  // The loop is gone by now (it closed every fd); only the file may remain.
-  if (!unlinked_) ::unlink(config_.path.c_str());
-}
-
-void UnixSink::accept() {
-  for (;;) {
-    int fd = ::accept4(listener_->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) {
-      admit(fd);
-      continue;
-    }
-    if (errno == EINTR || errno == ECONNABORTED) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      uint64_t held = 0;
-      if (acceptLog_.allow(held))
-        spdlog::warn("sink '{}': accept: {} ({} more not logged)", config_.name, std::strerror(errno), held);
-    }
-    return;
-  }
-}
+UnixSink::~UnixSink() = default;
 
 void UnixSink::admit(int fd) {
   PeerCredentials peer = peerCredentials(fd);
@@ -247,22 +204,10 @@ void UnixSink::flush() {
   for (auto& consumer : consumers_) consumer->flush();
 }
 
-void UnixSink::close() {
-  if (listener_ && listener_->wsi) {
-    closeRawFdAsync(listener_->wsi);
-    listener_->wsi = nullptr;
-  }
-  if (!unlinked_) ::unlink(config_.path.c_str());
-  unlinked_ = true;
-}
+void UnixSink::close() { listener_->close(); }
 
 void UnixSink::retire() {
-  if (listener_ && listener_->wsi) {
-    releaseRawFd(listener_->wsi, *listener_);
-    listener_->wsi = nullptr;
-  }
-  if (!unlinked_) ::unlink(config_.path.c_str());
-  unlinked_ = true;
+  listener_->release();
   distribute();
   size_t unsent = 0;
   for (auto& consumer : consumers_) unsent += consumer->release();

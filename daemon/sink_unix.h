@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "event_loop.h"
+#include "listener.h"
 #include "logging.h"
 #include "replay_ring.h"
 #include "sink.h"
@@ -37,13 +38,10 @@ class UnixSink : public Sink {
   size_t consumers() const { return consumers_.size(); }
 
  private:
-  class Listener;
   class Consumer;
-  friend class Listener;
   friend class Consumer;
 
   void deliver(const Line& line) override;
-  void accept();
   void admit(int fd);
   void remove(Consumer* consumer);
   // Queues the lines taken since the last flush for every consumer.
@@ -56,8 +54,6 @@ class UnixSink : public Sink {
   size_t batchBytes_ = 0;
   ReplayRing replay_;
   uint64_t nextId_ = 1;
-  bool unlinked_ = false;
-  LogLimiter acceptLog_;
   LogLimiter rejectLog_;
 };
 
