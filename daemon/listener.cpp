@@ -57,6 +57,29 @@ void Listener::onClosed(lws*) {
   fd_ = -1;
 }
 
+std::unique_ptr<Listener> listenForSink(EventLoop& loop, const SinkConfig& config, Listener::Accepted accepted) {
+  std::string label = "sink '" + config.name + "'";
+  int fd;
+  try {
+    fd = listenUnix(config.path, config.mode, config.owner, config.group);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(label + ": " + e.what());
+  }
+  return std::make_unique<Listener>(loop, fd, config.path, label, std::move(accepted));
+}
+
+bool admitPeer(int fd, const PeerCredentials& peer, const SinkConfig& config, SinkStats& stats, LogLimiter& log,
+               const char* who) {
+  if (peerAllowed(peer, config.allowUids, config.allowGids)) return true;
+  ++stats.consumersRejected;
+  uint64_t held = 0;
+  if (log.allow(held))
+    spdlog::warn("sink '{}': refused a {} ({}): not in allow_uids/allow_gids ({} more not logged)", config.name, who,
+                 peer.describe(), held);
+  ::close(fd);
+  return false;
+}
+
 void Listener::unlink() {
   if (!path_.empty()) ::unlink(path_.c_str());
   path_.clear();

@@ -5,11 +5,15 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "config.h"
 #include "event_loop.h"
 #include "logging.h"
 #include "raw_fd.h"
+#include "sink.h"
+#include "unix_socket.h"
 
 namespace hdb {
 
@@ -41,5 +45,15 @@ class Listener : public RawFdHandler {
   Accepted accepted_;
   LogLimiter acceptLog_;
 };
+
+// The listening socket of a unix or ingest sink: config.path with its mode,
+// owner and group. Throws std::runtime_error naming the sink.
+std::unique_ptr<Listener> listenForSink(EventLoop& loop, const SinkConfig& config, Listener::Accepted accepted);
+
+// A socket sink's allow_uids/allow_gids for an accepted `fd`: true when its
+// peer may stay. Otherwise closes `fd`, counts it in consumersRejected and
+// logs it (rate-limited by `log`); `who` names the peer ("consumer", "client").
+bool admitPeer(int fd, const PeerCredentials& peer, const SinkConfig& config, SinkStats& stats, LogLimiter& log,
+               const char* who);
 
 }  // namespace hdb

@@ -330,14 +330,7 @@ class IngestSink::Client : public RawFdHandler {
 
 IngestSink::IngestSink(EventLoop& loop, const SinkConfig& config, WriterLookup lookup)
     : Sink(config), loop_(loop), lookup_(std::move(lookup)) {
-  int fd;
-  try {
-    fd = listenUnix(config.path, config.mode, config.owner, config.group);
-  } catch (const std::exception& e) {
-    throw std::runtime_error("sink '" + config.name + "': " + e.what());
-  }
-  listener_ = std::make_unique<Listener>(loop_, fd, config.path, "sink '" + config.name + "'",
-                                         [this](int client) { admit(client); });
+  listener_ = listenForSink(loop_, config, [this](int client) { admit(client); });
   spdlog::info("sink '{}': ingest socket listening on {}", config.name, config.path);
 }
 
@@ -347,15 +340,7 @@ IngestSink::~IngestSink() {
 
 void IngestSink::admit(int fd) {
   PeerCredentials peer = peerCredentials(fd);
-  if (!peerAllowed(peer, config_.allowUids, config_.allowGids)) {
-    ++stats_.consumersRejected;
-    uint64_t held = 0;
-    if (rejectLog_.allow(held))
-      spdlog::warn("sink '{}': refused a client ({}): not in allow_uids/allow_gids ({} more not logged)",
-                   config_.name, peer.describe(), held);
-    ::close(fd);
-    return;
-  }
+  if (!admitPeer(fd, peer, config_, stats_, rejectLog_, "client")) return;
   uint64_t id = nextId_++;
   auto client = std::make_unique<Client>(*this, fd, id, peer.describe());
   lws* wsi = adoptRawFd(loop_.localVhost(), fd, client.get());

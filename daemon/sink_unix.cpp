@@ -133,14 +133,7 @@ class UnixSink::Consumer : public RawFdHandler {
 
 UnixSink::UnixSink(EventLoop& loop, const SinkConfig& config)
     : Sink(config), loop_(loop), replay_(config.replay, config.queueBytes) {
-  int fd;
-  try {
-    fd = listenUnix(config.path, config.mode, config.owner, config.group);
-  } catch (const std::exception& e) {
-    throw std::runtime_error("sink '" + config.name + "': " + e.what());
-  }
-  listener_ = std::make_unique<Listener>(loop_, fd, config.path, "sink '" + config.name + "'",
-                                         [this](int client) { admit(client); });
+  listener_ = listenForSink(loop_, config, [this](int client) { admit(client); });
   spdlog::info("sink '{}': listening on {}", config.name, config.path);
 }
 
@@ -148,15 +141,7 @@ UnixSink::~UnixSink() = default;
 
 void UnixSink::admit(int fd) {
   PeerCredentials peer = peerCredentials(fd);
-  if (!peerAllowed(peer, config_.allowUids, config_.allowGids)) {
-    ++stats_.consumersRejected;
-    uint64_t held = 0;
-    if (rejectLog_.allow(held))
-      spdlog::warn("sink '{}': refused a consumer ({}): not in allow_uids/allow_gids ({} more not logged)",
-                   config_.name, peer.describe(), held);
-    ::close(fd);
-    return;
-  }
+  if (!admitPeer(fd, peer, config_, stats_, rejectLog_, "consumer")) return;
   uint64_t id = nextId_++;
   auto consumer = std::make_unique<Consumer>(*this, fd, id, peer.describe());
   lws* wsi = adoptRawFd(loop_.localVhost(), fd, consumer.get());
