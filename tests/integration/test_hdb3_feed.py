@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import faulthandler
 import json
-import os
 import re
 import signal
 import sys
@@ -31,22 +30,8 @@ HDB: hdb3.HarperDB3
 
 def setUpModule() -> None:
     global HDB
-    if not os.access(BIN, os.X_OK):
-        raise RuntimeError(f"hdb-bridge binary not found at {BIN} (set HDB_BRIDGE_BIN or build build/)")
-    faulthandler.dump_traceback_later(1200, exit=True)  # install (first run) + start, bounded
-    HDB = hdb3.HarperDB3()
-    HDB.start()
-    faulthandler.cancel_dump_traceback_later()
-    try:
-        HDB.ensure_tables("dev", ["animals", "dogs", "quiet"])
-        HDB.ensure_tables("dev", ["keyed"], hash_attribute="animal_id")
-    except BaseException:
-        print(HDB.describe_failure(), file=sys.stderr)
-        HDB.stop()
-        raise
-    t = HDB.timings
-    print(f"\nHarperDB 3.3: install {t['install']:.1f} s (0 = cached), waited {t['lock_wait']:.1f} s for the "
-          f"host lock, fresh install+start {t['start']:.1f} s", file=sys.stderr)
+    HDB = hdb3.start_module_harperdb3("dev", ["animals", "dogs", "quiet"], keyed={"keyed": "animal_id"})
+
 
 
 def tearDownModule() -> None:

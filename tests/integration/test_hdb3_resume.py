@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import faulthandler
 import json
-import os
 import signal
 import sys
 import tempfile
@@ -50,18 +49,8 @@ STARTED = time.monotonic()
 
 def setUpModule() -> None:
     global HDB
-    if not os.access(BIN, os.X_OK):
-        raise RuntimeError(f"hdb-bridge binary not found at {BIN} (set HDB_BRIDGE_BIN or build build/)")
-    faulthandler.dump_traceback_later(1200, exit=True)  # install (first run) + start, bounded
-    HDB = hdb3.HarperDB3()
-    HDB.start()
-    faulthandler.cancel_dump_traceback_later()
-    try:
-        HDB.ensure_tables(SCHEMA, TABLES)
-    except BaseException:
-        print(HDB.describe_failure(), file=sys.stderr)
-        HDB.stop()
-        raise
+    HDB = hdb3.start_module_harperdb3(SCHEMA, TABLES)
+
 
 
 def tearDownModule() -> None:

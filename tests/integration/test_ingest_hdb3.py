@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import faulthandler
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -37,16 +36,9 @@ NOT_CONFIRMED = "not confirmed within 10 s (write_timeout); HarperDB 3 may or ma
 
 def setUpModule() -> None:
     global HDB, BRIDGE, SOCKETS
-    if not os.access(BIN, os.X_OK):
-        raise RuntimeError(f"hdb-bridge binary not found at {BIN} (set HDB_BRIDGE_BIN or build build/)")
-    faulthandler.dump_traceback_later(1200, exit=True)  # install (first run) + start, bounded
-    HDB = hdb3.HarperDB3()
-    HDB.start()
-    faulthandler.cancel_dump_traceback_later()
+    HDB = hdb3.start_module_harperdb3("dev", ["animals", "readonly"], keyed={"keyed": "animal_id"})
     SOCKETS = Path(tempfile.mkdtemp(prefix="ingest-hdb3-"))
     try:
-        HDB.ensure_tables("dev", ["animals", "readonly"])
-        HDB.ensure_tables("dev", ["keyed"], hash_attribute="animal_id")
         server = {"protocol": "harperdb3", "url": HDB.cluster_url, "username": HDB.cluster_user,
                   "password": HDB.cluster_password, "tls": {"ca_file": str(HDB.certificate)},
                   "bind_address": "127.0.0.2", "write_timeout": f"{WRITE_TIMEOUT}s"}
@@ -66,8 +58,6 @@ def setUpModule() -> None:
         HDB.stop()
         shutil.rmtree(SOCKETS, ignore_errors=True)
         raise
-    print(f"\nHarperDB 3.3: waited {HDB.timings['lock_wait']:.1f} s for the host lock, start {HDB.timings['start']:.1f} s",
-          file=sys.stderr)
 
 
 def tearDownModule() -> None:

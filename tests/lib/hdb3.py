@@ -14,6 +14,7 @@ and stop() kills each of them by PID.
 from __future__ import annotations
 
 import base64
+import faulthandler
 import fcntl
 import json
 import os
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hdb import REPO, HdbError, WsClient, _tail, add_secret, secret_token, wait_for  # noqa: E402
+from hdb import REPO, HdbError, WsClient, _tail, add_secret, bridge_binary, secret_token, wait_for  # noqa: E402
 from ws_fake import FakeWsServer, WsServerConn  # noqa: E402
 
 HDB3_VERSION = "3.3.0"
@@ -643,6 +644,32 @@ class FakeScServer(FakeWsServer):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def start_module_harperdb3(schema: str, tables: list[str], keyed: dict[str, str] | None = None) -> HarperDB3:
+    """A test module's setUpModule: checks that the binary under test exists, takes the host lock and starts
+    HarperDB 3.3 (install and start bounded by a 20 min watchdog), then creates `tables` of `schema` (and each
+    table of `keyed` with that hash attribute), describing the failure and stopping it if that fails. The caller
+    stops it in tearDownModule."""
+    binary = bridge_binary()
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError(f"hdb-bridge binary not found at {binary} (set HDB_BRIDGE_BIN or build build/)")
+    faulthandler.dump_traceback_later(1200, exit=True)
+    server = HarperDB3()
+    server.start()
+    faulthandler.cancel_dump_traceback_later()
+    try:
+        server.ensure_tables(schema, tables)
+        for table, attribute in (keyed or {}).items():
+            server.ensure_tables(schema, [table], hash_attribute=attribute)
+    except BaseException:
+        print(server.describe_failure(), file=sys.stderr)
+        server.stop()
+        raise
+    t = server.timings
+    print(f"\nHarperDB 3.3: install {t.get('install', 0):.1f} s (0 = cached), waited {t.get('lock_wait', 0):.1f} s for "
+          f"the host lock, start {t.get('start', 0):.1f} s", file=sys.stderr)
+    return server
 
 
 def main() -> None:
