@@ -288,9 +288,12 @@ const Key<Draft> kRootKeys[] = {
      }},
 };
 
-// Tables name configured servers, and each server's database.table comes once.
+// Tables name configured servers, each server's database.table comes once, and
+// only one server's copy of a database.table may be writable (an ingest command
+// names a database and a table, not a server).
 void checkTables(Reader& r, const Draft& d) {
   std::map<std::pair<std::string, std::string>, size_t> seen;
+  std::map<std::string, size_t> writable;
   for (size_t i = 0; i < d.tables.size(); ++i) {
     const TableDraft& t = d.tables[i];
     if (d.serversRead && !t.cfg.server.empty() && !d.cfg.servers.count(t.cfg.server))
@@ -310,6 +313,12 @@ void checkTables(Reader& r, const Draft& d) {
     if (!fresh)
       r.error(t.item, t.cfg.key() + " on server " + quote(t.cfg.server) + " is already configured at " +
                           itemPath("tables", first->second));
+    if (!t.cfg.writable) continue;
+    auto [other, alone] = writable.emplace(t.cfg.key(), i);
+    if (!alone)
+      r.error(t.present.at("writable"), t.cfg.key() + " is already writable at " + itemPath("tables", other->second) +
+                                            " (server " + quote(d.tables[other->second].cfg.server) +
+                                            "); an ingest command names no server, so only one may be");
   }
 }
 

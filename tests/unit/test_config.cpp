@@ -183,6 +183,21 @@ sinks: [{name: out, type: stdout}]
   CHECK(errors.find("tables[0].writable") != std::string::npos);
 }
 
+TEST_CASE("config: a database.table is writable on one server only") {
+  std::string errors = errorsOf(R"(
+servers:
+  a: {protocol: harperdb4, url: ws://127.0.0.1:9926, username: a, password: p}
+  b: {protocol: harperdb4, url: ws://127.0.0.2:9926, username: a, password: p}
+tables:
+  - {server: a, database: dev, table: animals, writable: true}
+  - {server: b, database: dev, table: animals, writable: true}
+  - {server: b, database: dev, table: plants, writable: true}
+sinks: [{name: out, type: stdout}]
+)");
+  CHECK(errors == "t.yaml:7:58: tables[1].writable: dev.animals is already writable at tables[0] (server 'a'); "
+                  "an ingest command names no server, so only one may be\n");
+}
+
 TEST_CASE("config: schema is a synonym of database") {
   hdb::Config c = valid(R"(
 servers: {local: {protocol: harperdb3, url: wss://h:9925, username: a, password: p}}
