@@ -199,42 +199,6 @@ std::string CommandReader::check() {
   return {};
 }
 
-// A document that is not an object, read through, so that text that is not
-// JSON at all ("hello" reads as a literal to simdjson) says so.
-simdjson::error_code validateRoot(od::document& doc, od::json_type t) {
-  switch (t) {
-    case od::json_type::array: {
-      od::array array;
-      if (auto e = doc.get_array().get(array)) return e;
-      for (auto element : array) {
-        od::value item;
-        if (auto e = element.get(item)) return e;
-        if (auto e = json::validate(item, 1)) return e;
-      }
-      return simdjson::SUCCESS;
-    }
-    case od::json_type::string: {
-      std::string_view s;
-      return doc.get_string().get(s);
-    }
-    case od::json_type::number: {
-      od::number n;
-      return doc.get_number().get(n);
-    }
-    case od::json_type::boolean: {
-      bool b;
-      return doc.get_bool().get(b);
-    }
-    case od::json_type::null: {
-      bool isNull = false;
-      if (auto e = doc.is_null().get(isNull)) return e;
-      return isNull ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
-    }
-    case od::json_type::object: return simdjson::SUCCESS;
-  }
-  return simdjson::INCORRECT_TYPE;
-}
-
 }  // namespace
 
 bool WriteCommandParser::parse(std::string_view line, ParsedCommand& out, std::string& error) {
@@ -252,7 +216,10 @@ bool WriteCommandParser::parse(std::string_view line, ParsedCommand& out, std::s
   od::json_type t;
   if (auto e = doc.type().get(t)) return jsonError(e);
   if (t != od::json_type::object) {
-    if (auto e = validateRoot(doc, t)) return jsonError(e);
+    // Read through first, so that text that is not JSON at all ("hello" is a
+    // literal to simdjson) says so rather than being called a wrong type.
+    size_t length = 0;
+    if (auto e = json::scanValue(line, length)) return jsonError(e);
     error = std::string("a command is a JSON object, not ") + typeName(t);
     return false;
   }
