@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import faulthandler
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -55,17 +54,7 @@ STARTED = time.monotonic()
 
 def setUpModule() -> None:
     global HDB
-    if not os.access(BIN, os.X_OK):
-        raise RuntimeError(f"hdb-bridge binary not found at {BIN} (set HDB_BRIDGE_BIN or build build/)")
-    hdb.ensure_harperdb_installed()
-    HDB = hdb.HarperDB4()
-    HDB.start()
-    try:
-        HDB.ensure_tables(DATABASE, TABLES)
-    except BaseException:
-        print(HDB.describe_failure(), file=sys.stderr)
-        HDB.stop()
-        raise
+    HDB = hdb.start_module_harperdb(DATABASE, TABLES)
     print(f"\nHarperDB 4.7 up in {HDB.timings['start']:.1f} s, tables exported in "
           f"{HDB.timings['ensure_tables']:.1f} s", file=sys.stderr)
 
